@@ -1,0 +1,1 @@
+"""xsfm: xarray-native generative downscaling and data assimilation."""

@@ -1,0 +1,1 @@
+"""Samplers, probability paths, interpolants and guidance (pure torch)."""
