@@ -1,0 +1,128 @@
+"""Small valid inputs for models (``Model.example_input()``).
+
+A model directory may ship ``example.safetensors`` with a tensor ``coarse`` of shape
+``[n, C, h, w]`` (card units, card input order) and optionally ``fine`` ``[n, Cout, H, W]`` (the truth);
+the example Dataset is built from it on the card's coarse grid. Otherwise a smooth synthetic field is made
+on the card's grid (or on a small projection grid for grid-agnostic models such as ``interpolation``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from xsfm.grids import axis_values
+
+if TYPE_CHECKING:
+    from xsfm.models.base import Model
+
+__all__ = ["example_input", "example_truth", "load_example_arrays"]
+
+_GENERIC_GRID = {
+    "dims": ["y", "x"],
+    "coords": {
+        "y": {
+            "start": 12500.0,
+            "step": 25000.0,
+            "size": 16,
+            "attrs": {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y",
+                      "long_name": "y coordinate of projection"},
+        },
+        "x": {
+            "start": 12500.0,
+            "step": 25000.0,
+            "size": 16,
+            "attrs": {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X",
+                      "long_name": "x coordinate of projection"},
+        },
+    },
+}
+
+
+def _grid_coords(spec: dict[str, Any]) -> dict[str, xr.Variable]:
+    return {dim: xr.Variable(dim, axis_values(ax), dict(ax.get("attrs", {})))
+            for dim, ax in spec["coords"].items()}
+
+
+def load_example_arrays(model: Model) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The arrays and metadata of the model's ``example.safetensors`` (``None`` if it has none)."""
+    from xsfm.models.base import EXAMPLE_FILE, has_example
+    from xsfm.models.io import read_safetensors_header
+
+    if not has_example(model):
+        return None
+    from safetensors.numpy import load_file
+
+    path = model.path / EXAMPLE_FILE  # type: ignore[operator]
+    header, _ = read_safetensors_header(path)
+    meta = json.loads((header.get("__metadata__") or {}).get("xsfm_example", "{}"))
+    return load_file(str(path)), meta
+
+
+def _sample_coord(meta: dict[str, Any], n: int) -> tuple[str, xr.Variable]:
+    dim = meta.get("sample_dim", "sample")
+    values = np.asarray(meta.get("sample_values", np.arange(n)))
+    return dim, xr.Variable(dim, values, meta.get("sample_attrs", {"long_name": "sample"}))
+
+
+def example_input(model: Model) -> xr.Dataset:
+    """A small valid input Dataset for ``model`` (see module docstring)."""
+    card = model.card
+    loaded = load_example_arrays(model)
+    if loaded is not None and card.grids.get("coarse"):
+        arrays, meta = loaded
+        coarse = arrays["coarse"]
+        coords = _grid_coords(card.grids["coarse"])
+        sdim, scoord = _sample_coord(meta, coarse.shape[0])
+        ydim, xdim = card.grids["coarse"]["dims"]
+        data_vars = {
+            spec["name"]: ((sdim, ydim, xdim), coarse[:, k].astype(np.float32),
+                           {key: spec[key] for key in ("standard_name", "units", "long_name") if key in spec})
+            for k, spec in enumerate(card.inputs)
+        }
+        return xr.Dataset(data_vars, coords={**coords, sdim: scoord},
+                          attrs={"title": f"example input for xsfm model {card.name}",
+                                 **meta.get("attrs", {})})
+    grid = card.grids.get("coarse") or _GENERIC_GRID
+    coords = _grid_coords(grid)
+    ydim, xdim = grid["dims"]
+    ny, nx = coords[ydim].size, coords[xdim].size
+    rng = np.random.default_rng(0)
+    yy, xx = np.meshgrid(np.linspace(0, 2 * np.pi, ny), np.linspace(0, 2 * np.pi, nx), indexing="ij")
+    time = xr.Variable("time", np.array(["2024-01-01T00", "2024-01-01T06"], dtype="datetime64[ns]"),
+                       {"standard_name": "time"})
+    specs = card.inputs or [{"name": "tas", "standard_name": "air_temperature", "units": "K",
+                             "long_name": "near-surface air temperature", "_scale": (280.0, 5.0)}]
+    data_vars = {}
+    for spec in specs:
+        offset, scale = spec.get("_scale", (0.0, 1.0))
+        stats = card.normalisation.get("inputs", {}).get(spec["name"], {})
+        offset, scale = stats.get("mean", offset), stats.get("std", scale)
+        field = np.stack([np.sin(yy + p) * np.cos(xx - p) + 0.1 * rng.standard_normal((ny, nx))
+                          for p in (0.0, 0.7)])
+        data_vars[spec["name"]] = (("time", ydim, xdim), (offset + scale * field).astype(np.float32),
+                                   {k: spec[k] for k in ("standard_name", "units", "long_name") if k in spec})
+    return xr.Dataset(data_vars, coords={**coords, "time": time},
+                      attrs={"title": f"synthetic example input for xsfm model {card.name}"})
+
+
+def example_truth(model: Model) -> xr.Dataset | None:
+    """The fine-grid truth shipped with the model's example, if any."""
+    card = model.card
+    loaded = load_example_arrays(model)
+    if loaded is None or "fine" not in loaded[0] or not card.grids.get("fine", {}).get("coords"):
+        return None
+    arrays, meta = loaded
+    fine = arrays["fine"]
+    coords = _grid_coords(card.grids["fine"])
+    sdim, scoord = _sample_coord(meta, fine.shape[0])
+    ydim, xdim = card.grids["fine"]["dims"]
+    data_vars = {
+        spec["name"]: ((sdim, ydim, xdim), fine[:, k].astype(np.float32),
+                       {key: spec[key] for key in ("standard_name", "units", "long_name") if key in spec})
+        for k, spec in enumerate(card.outputs)
+    }
+    return xr.Dataset(data_vars, coords={**coords, sdim: scoord})

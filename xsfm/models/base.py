@@ -1,0 +1,180 @@
+"""The :class:`Model` object: a card, where its weights live, and the network built from them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xsfm.errors import ModelFormatError
+from xsfm.models.card import ModelCard
+from xsfm.models.io import (
+    load_card,
+    load_weights,
+    save_card_only,
+    save_model_files,
+)
+
+if TYPE_CHECKING:
+    import torch
+    import xarray as xr
+
+__all__ = ["Model", "build_network", "load_model"]
+
+EXAMPLE_FILE = "example.safetensors"
+
+TRAIN_HINTS = {
+    "cwa-2km": "xsfm train sfm --preset cwa-2km --data /path/to/cwa.zarr --out models/cwa-2km",
+}
+
+
+def build_network(card: ModelCard) -> torch.nn.Module:
+    """Build the (untrained) network a card describes."""
+    if card.method == "interpolation":
+        from xsfm.models.interpolation import InterpolationDownscaler
+
+        return InterpolationDownscaler.from_config(card.network)
+    if card.kind == "downscaling":
+        from xsfm.models.downscaling import build_downscaler
+
+        return build_downscaler(card.network)
+    if card.kind == "assimilation":
+        from xsfm.models.assimilation import build_flowdas
+
+        return build_flowdas(card.network)
+    raise ModelFormatError(f"model {card.name!r}: no network for kind={card.kind!r}")
+
+
+class Model:
+    """A model: its :class:`~xsfm.models.card.ModelCard`, its files and its network.
+
+    Get one with :func:`xsfm.load_model` (or from :mod:`xsfm.training`). The network is built and its
+    weights verified (sha256) on first use, on the device asked for.
+
+    Examples
+    --------
+    >>> import xsfm
+    >>> m = xsfm.load_model("interpolation")
+    >>> m.card.kind
+    'downscaling'
+    """
+
+    def __init__(
+        self,
+        card: ModelCard,
+        path: str | os.PathLike[str] | None = None,
+        network: torch.nn.Module | None = None,
+    ) -> None:
+        self.card = card
+        self.path = Path(path) if path is not None else None
+        self._networks: dict[str, Any] = {}
+        if network is not None:
+            self._networks["cpu"] = network.cpu().eval()
+
+    @property
+    def name(self) -> str:
+        """The model's registry name."""
+        return self.card.name
+
+    @property
+    def needs_weights(self) -> bool:
+        """Whether the network has learned parameters or buffers that must come from a file."""
+        return self.card.weights_sha256 is not None or self.card.method != "interpolation"
+
+    def network(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        """The network on ``device``, in eval mode (built and verified on first call, then cached)."""
+        import torch
+
+        key = str(torch.device(device))
+        if key not in self._networks:
+            if "cpu" in self._networks:
+                self._networks[key] = self._networks["cpu"].to(key)
+            else:
+                state = None
+                if self.needs_weights:
+                    from xsfm.models.registry import check_weights_available, has_weights
+
+                    path = self.path
+                    check_weights_available(
+                        self.name,
+                        path if path is not None else Path("."),
+                        path is not None and has_weights(path),
+                        TRAIN_HINTS.get(self.name, f"xsfm train ... --out models/{self.name}"),
+                    )
+                    state = load_weights(path, self.card, device="cpu")
+                module = build_network(self.card)
+                if state is not None:
+                    module.load_state_dict(state, strict=True)
+                self._networks["cpu"] = module.eval()
+                self._networks[key] = self._networks["cpu"].to(key)
+        return self._networks[key]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save to a model directory (``card.json`` + ``weights.safetensors``); return its path.
+
+        Examples
+        --------
+        >>> import tempfile, xsfm
+        >>> p = xsfm.load_model("interpolation").save(tempfile.mkdtemp() + "/m")
+        >>> xsfm.load_model(p).card.method
+        'interpolation'
+        """
+        path = Path(path)
+        if self.needs_weights:
+            module = self.network("cpu")
+            self.card = save_model_files(path, self.card, module.state_dict())
+        else:
+            save_card_only(path, self.card)
+        if self.path is not None and self.path.is_dir() and (self.path / EXAMPLE_FILE).exists():
+            if (self.path / EXAMPLE_FILE).resolve() != (path / EXAMPLE_FILE).resolve():
+                shutil.copyfile(self.path / EXAMPLE_FILE, path / EXAMPLE_FILE)
+        self.path = path
+        return path
+
+    def example_input(self) -> xr.Dataset:
+        """A small valid input Dataset for this model (CF attrs, units, grid).
+
+        Examples
+        --------
+        >>> import xsfm
+        >>> ds = xsfm.load_model("interpolation").example_input()
+        >>> ds["tas"].attrs["units"]
+        'K'
+        """
+        from xsfm.examples import example_input
+
+        return example_input(self)
+
+    def __repr__(self) -> str:
+        where = f" from {self.path}" if self.path is not None else ""
+        return f"<xsfm.Model {self.name}{where}: {self.card!r}>"
+
+    def _repr_html_(self) -> str:
+        return self.card._repr_html_()
+
+
+def load_model(name_or_path: str | os.PathLike[str] | Model) -> Model:
+    """Load a model by registry name or path (a model directory or a ``.safetensors`` file).
+
+    The card is read now; the weights are verified (sha256) and loaded when the network is first used.
+
+    Examples
+    --------
+    >>> import xsfm
+    >>> xsfm.load_model("interpolation").card.method
+    'interpolation'
+    """
+    if isinstance(name_or_path, Model):
+        return name_or_path
+    from xsfm.models.registry import resolve_model_path
+
+    path = resolve_model_path(name_or_path)
+    card = load_card(path)
+    return Model(card, path)
+
+
+def has_example(model: Model) -> bool:
+    """Whether the model ships an example input file."""
+    return model.path is not None and model.path.is_dir() and (model.path / EXAMPLE_FILE).exists()
+

@@ -1,0 +1,453 @@
+r"""Euler–Maruyama sampling of the FlowDAS interpolant SDE, with observation guidance.
+
+Sampler
+-------
+From :math:`X_0 = x_0` (the current state), ``steps`` Euler–Maruyama steps on the grid
+:math:`0 = s_0 < \dots < s_N = 0.999` integrate
+
+.. math:: X_{k+1} = X_k + b(X_k, s_k)\, \Delta s + \sigma(s_k) \sqrt{\Delta s}\, \xi_k, \qquad
+          \sigma(s) = \varepsilon (1 - s),
+
+and the last step returns the mean (no noise), as in FlowDAS. The interpolant and its drift are described in
+:mod:`xsfm.sampling.interpolants`.
+
+Guidance
+--------
+With an observation :math:`y = A(x_1) + \gamma \eta`, after each step the state moves against the gradient of
+the weighted misfit of :math:`J` endpoint draws (FlowDAS, Algorithm 1):
+
+.. math::
+
+    X_{k+1} \leftarrow X_{k+1} - \zeta\, \nabla_{X_k} \sum_j w_j\, d_j, \qquad
+    d_j = \tfrac12 \|(y - A(\hat X_1^{(j)}))/\gamma\|^2 \ (\text{``squared''}) \ \text{or}\
+    \tfrac12 \|(y - A(\hat X_1^{(j)}))/\gamma\| \ (\text{``plain''}),
+
+where the gradient flows through the drift network and the weights are detached:
+
+* ``softmax`` (paper): :math:`w = \mathrm{softmax}(-d)`, a self-normalised importance estimate of
+  :math:`\nabla \log p(y \mid X_s)`;
+* ``jensen``: :math:`w_j = 1/J` (the gradient of the Jensen bound :math:`E[\log p(y \mid X_1)]`);
+* ``mean-residual`` (released code): one misfit for the residuals of all :math:`J` draws stacked,
+  :math:`d = \tfrac12\|(r_1, \dots, r_J)/\gamma\|^p` (the code's softmax runs over a single value, so its weight
+  is 1; its plain norm is not divided by :math:`\gamma^2`, a constant factor that :math:`\zeta` absorbs).
+
+Endpoint draws (``order=1``): :math:`\hat X_1^{(j)} = X_s + b(X_s, s)(1 - s) + \kappa(s) z_j`. ``order=2`` (Heun)
+replaces :math:`b` by the average of :math:`b(X_s, s)` and :math:`b(\tilde X_1, 1)` at the predicted endpoint
+:math:`\tilde X_1 = X_s + b(X_s, s)(1 - s)` (one extra network evaluation per step; the released code evaluates
+the second drift at :math:`X_s` instead). :math:`\kappa` is ``"exact"``, :math:`\varepsilon(1-s)^{3/2}/\sqrt3`,
+or ``"code"``, :math:`\varepsilon(2/3 - \sqrt s + s^{3/2}/3)` (see :func:`~xsfm.sampling.interpolants.endpoint_std`).
+
+Weight collapse: when the effective sample size :math:`1/\sum_j w_j^2` of the softmax weights falls below
+``ess_threshold * J`` the draws are resampled (systematic resampling with one uniform per step from the
+stream's generator) and weighted equally. ``estimator="dps"`` plugs in the conditional mean
+(:math:`\kappa = 0`, one draw) as diffusion posterior sampling does; with it, guidance is applied only for
+:math:`s \ge` ``dps_cutoff`` (the one-step mean is a poor estimate of the endpoint early on).
+
+Randomness
+----------
+Each stream (one row of the batch: a trajectory and member) has its own generator. Its noise is drawn up front
+in blocks of steps whose size depends only on ``steps``, ``J`` and the state size, so a stream's result does
+not depend on which other streams share the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+
+from xsfm.sampling.interpolants import KappaKind, endpoint_std
+
+__all__ = [
+    "Guidance",
+    "effective_sample_size",
+    "sample",
+    "softmax_weights",
+    "systematic_resample",
+    "time_grid",
+    "weights_with_resampling",
+]
+
+DriftFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``drift(x [B, *state], s [B]) -> [B, *state]``."""
+
+_NOISE_BUDGET = 1 << 20  # normal draws per stream and block of steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Guidance:
+    """Options of FlowDAS observation guidance.
+
+    Parameters
+    ----------
+    zeta
+        Step size :math:`\\zeta` of the gradient correction (paper: 2e-4 for Lorenz-63, 1-2 for
+        Navier-Stokes).
+    draws
+        Number :math:`J` of endpoint draws (paper: 21 for Lorenz-63, 25 for Navier-Stokes).
+    order
+        1: first-order endpoint estimate; 2: Heun (one more network evaluation per step).
+    weighting
+        ``"softmax"`` (paper), ``"jensen"`` (uniform) or ``"mean-residual"`` (released code).
+    norm
+        ``"squared"`` (Gaussian negative log-likelihood) or ``"plain"`` (norm of the whitened residual).
+    kappa
+        Endpoint noise: ``"exact"`` :math:`(1-s)^{3/2}/\\sqrt3` or ``"code"``
+        :math:`2/3 - \\sqrt s + s^{3/2}/3`.
+    resample
+        Resample the draws when the effective sample size drops below ``ess_threshold * draws``.
+    ess_threshold
+        Fraction of ``draws`` below which to resample (0.5: the usual ``J/2``).
+    estimator
+        ``"mc"`` (J noisy endpoint draws) or ``"dps"`` (the conditional mean, one draw).
+    dps_cutoff
+        With ``estimator="dps"``, guidance is applied only for ``s >= dps_cutoff``.
+
+    Examples
+    --------
+    >>> g = Guidance(zeta=1e-3, draws=8)
+    >>> Guidance.from_dict(g.to_dict()) == g
+    True
+    >>> Guidance(weighting="uniform")
+    Traceback (most recent call last):
+    ...
+    ValueError: guidance weighting must be one of ('softmax', 'jensen', 'mean-residual'), got 'uniform'
+    """
+
+    zeta: float = 2e-4
+    draws: int = 21
+    order: int = 1
+    weighting: Literal["softmax", "jensen", "mean-residual"] = "softmax"
+    norm: Literal["squared", "plain"] = "squared"
+    kappa: KappaKind = "exact"
+    resample: bool = True
+    ess_threshold: float = 0.5
+    estimator: Literal["mc", "dps"] = "mc"
+    dps_cutoff: float = 0.0
+
+    def __post_init__(self) -> None:
+        choices = {
+            "weighting": ("softmax", "jensen", "mean-residual"),
+            "norm": ("squared", "plain"),
+            "kappa": ("exact", "code"),
+            "estimator": ("mc", "dps"),
+            "order": (1, 2),
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"guidance {name} must be one of {allowed}, got {value!r}")
+        if int(self.draws) < 1:
+            raise ValueError(f"guidance draws must be >= 1, got {self.draws}")
+        if not (self.zeta >= 0 and math.isfinite(self.zeta)):
+            raise ValueError(f"guidance zeta must be a finite number >= 0, got {self.zeta}")
+        if not 0 <= self.ess_threshold <= 1:
+            raise ValueError(f"guidance ess_threshold must be in [0, 1], got {self.ess_threshold}")
+        if not 0 <= self.dps_cutoff <= 1:
+            raise ValueError(f"guidance dps_cutoff must be in [0, 1], got {self.dps_cutoff}")
+
+    @property
+    def n_draws(self) -> int:
+        """Endpoint draws actually used (1 for the DPS estimator)."""
+        return 1 if self.estimator == "dps" else int(self.draws)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the options as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | Guidance | None) -> Guidance:
+        """Build options from a dict (unknown keys are refused by name), or pass a Guidance through."""
+        if data is None:
+            return cls()
+        if isinstance(data, Guidance):
+            return data
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown guidance options {unknown}; known options are {sorted(known)}")
+        return cls(**data)
+
+
+def time_grid(steps: int, s_max: float = 0.999) -> list[float]:
+    """The ``steps + 1`` sampling times, uniform on ``[0, s_max]``.
+
+    Examples
+    --------
+    >>> time_grid(2, 1.0)
+    [0.0, 0.5, 1.0]
+    """
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return torch.linspace(0.0, float(s_max), int(steps) + 1, dtype=torch.float64).tolist()
+
+
+def softmax_weights(misfit: torch.Tensor) -> torch.Tensor:
+    """Self-normalised weights :math:`w_j \\propto \\exp(-d_j)` over the last axis.
+
+    Examples
+    --------
+    >>> softmax_weights(torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)]]))
+    tensor([[0.5000, 0.5000],
+            [0.7500, 0.2500]])
+    """
+    return torch.softmax(-misfit, dim=-1)
+
+
+def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
+    """Effective sample size :math:`1 / \\sum_j w_j^2` of normalised weights (last axis).
+
+    Examples
+    --------
+    >>> effective_sample_size(torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]]))
+    tensor([4., 1.])
+    """
+    return 1.0 / weights.pow(2).sum(dim=-1)
+
+
+def systematic_resample(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Systematic resampling: indices ``[..., J]`` drawn from ``weights [..., J]`` with one uniform each.
+
+    The ``J`` positions ``(u + i) / J`` are looked up in the cumulative weights, so index ``j`` appears
+    ``floor(J w_j)`` or ``ceil(J w_j)`` times.
+
+    Examples
+    --------
+    >>> systematic_resample(torch.tensor([[0.5, 0.25, 0.25]]), torch.tensor([0.5]))
+    tensor([[0, 1, 2]])
+    >>> systematic_resample(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([0.1]))
+    tensor([[1, 1, 1]])
+    """
+    n = weights.shape[-1]
+    positions = (u[..., None] + torch.arange(n, dtype=weights.dtype, device=weights.device)) / n
+    cdf = torch.cumsum(weights, dim=-1)
+    cdf = cdf / cdf[..., -1:]
+    index = torch.searchsorted(cdf.contiguous(), positions.contiguous(), right=True)
+    return index.clamp_max(n - 1)
+
+
+def weights_with_resampling(
+    weights: torch.Tensor, u: torch.Tensor, ess_threshold: float = 0.5
+) -> torch.Tensor:
+    """Replace the weights of rows whose ESS is below ``ess_threshold * J`` by resampled, equal weights.
+
+    Each resampled draw gets weight ``1/J``, so draw ``j`` ends with ``count_j / J``.
+
+    Examples
+    --------
+    >>> w = torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.97, 0.01, 0.01, 0.01]])
+    >>> weights_with_resampling(w, torch.tensor([0.5, 0.5]))
+    tensor([[0.2500, 0.2500, 0.2500, 0.2500],
+            [1.0000, 0.0000, 0.0000, 0.0000]])
+    """
+    n = weights.shape[-1]
+    index = systematic_resample(weights, u)
+    counts = torch.zeros_like(weights).scatter_add_(-1, index, torch.ones_like(weights))
+    low = effective_sample_size(weights) < ess_threshold * n
+    return torch.where(low[..., None], counts / n, weights)
+
+
+class _StreamNoise:
+    """Per-stream noise, drawn from each stream's generator in fixed blocks of steps."""
+
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        steps: int,
+        normals_per_step: int,
+        shape: Sequence[int],
+        uniforms_per_step: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        self.generators = list(generators)
+        self.steps = steps
+        self.n_normal = normals_per_step
+        self.shape = tuple(shape)
+        self.n_uniform = uniforms_per_step
+        self.dtype = dtype
+        self.device = device
+        numel = max(1, math.prod(self.shape)) * normals_per_step
+        self.block = max(1, min(steps, _NOISE_BUDGET // numel))
+        self._start = -1
+        self._normals: torch.Tensor | None = None
+        self._uniforms: torch.Tensor | None = None
+
+    def _draw(self, start: int) -> None:
+        size = min(self.block, self.steps - start)
+        normals, uniforms = [], []
+        for g in self.generators:
+            normals.append(
+                torch.randn(
+                    (size, self.n_normal, *self.shape), generator=g, dtype=self.dtype, device=g.device
+                )
+            )
+            if self.n_uniform:
+                uniforms.append(
+                    torch.rand((size, self.n_uniform), generator=g, dtype=self.dtype, device=g.device)
+                )
+        self._normals = torch.stack(normals, dim=1).to(self.device)
+        self._uniforms = torch.stack(uniforms, dim=1).to(self.device) if self.n_uniform else None
+        self._start = start
+
+    def __call__(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Noise of step ``k``: normals ``[B, n_normal, *shape]`` and uniforms ``[B, n_uniform]``."""
+        if k % self.block == 0:
+            self._draw(k)
+        assert self._normals is not None
+        i = k - self._start
+        return self._normals[i], (None if self._uniforms is None else self._uniforms[i])
+
+
+def _misfit(
+    x1: torch.Tensor,
+    observe: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    noise_std: torch.Tensor | float,
+    guidance: Guidance,
+) -> torch.Tensor:
+    """Misfits ``d`` of endpoint draws ``x1 [B, J, *state]``: ``[B, J]`` (or ``[B, 1]`` for mean-residual)."""
+    pred = observe(x1)
+    target = y.unsqueeze(1)
+    r = (target - pred) / noise_std
+    r = torch.where(torch.isnan(target), torch.zeros_like(r), r)  # missing observations do not guide
+    if guidance.weighting == "mean-residual":
+        sq = r.pow(2).flatten(1).sum(1, keepdim=True)
+    else:
+        sq = r.pow(2).flatten(2).sum(2)
+    if guidance.norm == "squared":
+        return 0.5 * sq
+    return 0.5 * torch.sqrt(sq + 1e-12)
+
+
+def sample(
+    drift: DriftFn,
+    x0: torch.Tensor,
+    generators: Sequence[torch.Generator],
+    *,
+    steps: int = 500,
+    s_max: float = 0.999,
+    eps: float = 1.0,
+    guidance: Guidance | dict[str, Any] | None = None,
+    observe: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    y: torch.Tensor | None = None,
+    noise_std: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """Draw :math:`X_1` from the interpolant SDE started at ``x0``, optionally guided by an observation.
+
+    Parameters
+    ----------
+    drift
+        ``drift(x [B, *state], s [B]) -> [B, *state]``, in the sampler's (normalised) space; it must treat
+        rows independently (no batch statistics). History conditioning is closed over by the caller.
+    x0
+        Starting states ``[B, *state]`` (one row per stream: trajectory x member).
+    generators
+        One generator per row (see :mod:`xsfm.sampling.rng`).
+    steps
+        Number ``N`` of Euler–Maruyama steps on ``[0, s_max]``.
+    s_max
+        End of the time grid (0.999 as in FlowDAS); the last step adds no noise.
+    eps
+        Noise scale :math:`\\varepsilon` of the interpolant.
+    guidance
+        :class:`Guidance` options (or a dict of them); ``None`` samples without observations.
+    observe
+        Observation operator on endpoint draws: ``observe(x [B, J, *state]) -> [B, J, *obs]``, in the
+        sampler's space (normalised); it must be differentiable.
+    y
+        Observations ``[B, *obs]``; NaN entries are ignored.
+    noise_std
+        Observation noise standard deviation :math:`\\gamma` (float or tensor broadcastable to ``[B, J, *obs]``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, *state]``.
+
+    Examples
+    --------
+    A toy drift, four streams:
+
+    >>> from xsfm.sampling.rng import stream_generators
+    >>> x0 = torch.zeros(4, 2)
+    >>> out = sample(lambda x, s: -x, x0, stream_generators(0, range(4), 1), steps=10)
+    >>> out.shape
+    torch.Size([4, 2])
+    """
+    opts = None if guidance is None else Guidance.from_dict(guidance)
+    if opts is not None and (observe is None or y is None or noise_std is None):
+        raise ValueError("guided sampling needs observe, y and noise_std")
+    batch = x0.shape[0]
+    if len(generators) != batch:
+        raise ValueError(
+            f"sample got {len(generators)} generators for a batch of {batch}; give one per row"
+        )
+    grid = time_grid(steps, s_max)
+    state_shape = tuple(x0.shape[1:])
+    n_draws = 0 if opts is None else opts.n_draws
+    uses_uniform = opts is not None and opts.resample and opts.weighting == "softmax" and n_draws > 1
+    noise = _StreamNoise(
+        generators,
+        int(steps),
+        1 + n_draws,
+        state_shape,
+        1 if uses_uniform else 0,
+        x0.dtype,
+        x0.device,
+    )
+    context = torch.no_grad() if opts is not None else torch.inference_mode()
+    with context:
+        x = x0.detach().clone()
+        for k in range(int(steps)):
+            s, ds = grid[k], grid[k + 1] - grid[k]
+            normals, uniforms = noise(k)
+            s_vec = torch.full((batch,), s, dtype=x.dtype, device=x.device)
+            last = k == int(steps) - 1
+            correction = None
+            guided_now = opts is not None and opts.zeta > 0
+            if guided_now and opts.estimator == "dps" and s < opts.dps_cutoff:
+                guided_now = False
+            if guided_now:
+                assert opts is not None and observe is not None and y is not None
+                with torch.enable_grad():
+                    xs = x.detach().requires_grad_(True)
+                    b = drift(xs, s_vec)
+                    rem = 1.0 - s
+                    if opts.order == 2:
+                        ones = torch.ones_like(s_vec)
+                        b_end = drift(xs + b * rem, ones)
+                        b_bar = 0.5 * (b + b_end)
+                    else:
+                        b_bar = b
+                    mean1 = (xs + b_bar * rem).unsqueeze(1)
+                    if opts.estimator == "dps":
+                        x1 = mean1
+                    else:
+                        kappa = endpoint_std(s, opts.kappa, eps)
+                        x1 = mean1 + kappa * normals[:, 1:]
+                    d = _misfit(x1, observe, y, noise_std, opts)  # type: ignore[arg-type]
+                    if opts.weighting == "softmax" and d.shape[1] > 1:
+                        w = softmax_weights(d.detach())
+                        if uses_uniform and uniforms is not None:
+                            w = weights_with_resampling(w, uniforms[:, 0], opts.ess_threshold)
+                    elif opts.weighting == "jensen":
+                        w = torch.full_like(d, 1.0 / d.shape[1])
+                    else:
+                        w = torch.ones_like(d)
+                    loss = (w * d).sum()
+                    (grad,) = torch.autograd.grad(loss, xs)
+                b = b.detach()
+                correction = opts.zeta * grad
+            else:
+                b = drift(x, s_vec)
+            x = x + b * ds
+            if not last:
+                sig = eps * (1.0 - s)
+                x = x + sig * math.sqrt(ds) * normals[:, 0]
+            if correction is not None:
+                x = x - correction
+    return x
