@@ -11,9 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AmbiguousVariableError",
+    "GridError",
     "InputError",
     "InputErrors",
+    "InvalidValuesError",
+    "MissingVariableError",
     "ModelFormatError",
+    "UnitsError",
     "UnknownModelError",
     "WeightsMissingError",
     "raise_all",
@@ -81,3 +86,23 @@ class ModelFormatError(ValueError):
 
 class WeightsMissingError(FileNotFoundError):
     """A registry entry whose card is known but whose weights are not available here."""
+
+
+class MissingVariableError(InputError):
+    """A model input that matches no variable (by override, standard_name, name or alias)."""
+
+
+class AmbiguousVariableError(InputError):
+    """A model input that matches several variables of the dataset equally well."""
+
+
+class UnitsError(InputError):
+    """Missing, unparseable or incompatible ``units`` of a variable."""
+
+
+class GridError(InputError):
+    """A spatial grid that cannot be found, is malformed, or does not match the card's grid."""
+
+
+class InvalidValuesError(InputError):
+    """Values the model cannot take: NaN or inf, a non-numeric dtype, or an empty dimension."""

@@ -1,0 +1,179 @@
+"""The ``xsfm`` command line (also ``python -m xsfm``).
+
+Subcommands: ``demo``, ``models``, ``downscale IN OUT``, ``assimilate STATE OBS OUT``, ``train``,
+``versions``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise SystemExit(f"xsfm: {what} must look like card_name=dataset_name, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key] = value
+    return out
+
+
+def _open(path: str):  # noqa: ANN202
+    import xarray as xr
+
+    try:
+        return xr.open_dataset(path)
+    except ValueError as err:
+        raise SystemExit(
+            f"xsfm: cannot open {path}: {err}. Install a netCDF backend with "
+            "`pip install 'xsfm[io]'`."
+        ) from None
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import xsfm
+    from xsfm.models.registry import has_weights, resolve_model_path
+
+    for name in xsfm.list_models():
+        model = xsfm.load_model(name)
+        card = model.card
+        path = resolve_model_path(name)
+        ready = "ready" if (not model.needs_weights or has_weights(path)) else "weights missing"
+        ins = ", ".join(card.input_names) or "any variable"
+        print(f"{name:<24} {card.kind:<13} {card.method:<16} {ready:<16} inputs: {ins}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from xsfm.demo import run_demo
+
+    run_demo(out_dir=args.out, members=args.members, model=args.model, seed=args.seed)
+    return 0
+
+
+def _cmd_downscale(args: argparse.Namespace) -> int:
+    ds = _open(args.input)
+    fine = ds.sfm.downscale(
+        model=args.model,
+        members=args.members,
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        variables=_key_values(args.variable, "--variable") or None,
+        regrid=args.regrid,
+        solver=args.solver,
+    )
+    fine.to_netcdf(args.output)
+    print(f"wrote {args.output}: {dict(fine.sizes)}")
+    return 0
+
+
+def _cmd_assimilate(args: argparse.Namespace) -> int:
+    state = _open(args.state)
+    obs = _open(args.obs)
+    obs_var = args.obs_variable or next(iter(obs.data_vars))
+    state_var = args.state_variable or next(iter(state.data_vars))
+    result = state[state_var].sfm.assimilate(
+        obs[obs_var], model=args.model, members=args.members, seed=args.seed, steps=args.steps
+    )
+    result.to_netcdf(args.output)
+    print(f"wrote {args.output}: {dict(result.sizes)}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from xsfm.training.presets import run_preset
+
+    run_preset(
+        method=args.method,
+        preset=args.preset,
+        data=args.data,
+        out=args.out,
+        steps=args.steps,
+        seed=args.seed,
+        overrides=_key_values(args.set, "--set"),
+    )
+    return 0
+
+
+def _cmd_versions(args: argparse.Namespace) -> int:
+    import xsfm
+
+    xsfm.show_versions()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``xsfm`` command."""
+    parser = argparse.ArgumentParser(prog="xsfm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="downscale the shipped test case and report metrics")
+    p.add_argument("--out", default="xsfm-demo-output", help="output directory")
+    p.add_argument("--members", type=int, default=16)
+    p.add_argument("--model", default=None, help="model (default: the shipped default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("models", help="list known models")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("downscale", help="downscale a netCDF/zarr file")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--model", required=True)
+    p.add_argument("--members", type=int, default=16)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--solver", choices=["euler", "heun"], default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--regrid", choices=["bilinear"], default=None)
+    p.add_argument("--variable", action="append", help="card_name=dataset_name (repeatable)")
+    p.set_defaults(func=_cmd_downscale)
+
+    p = sub.add_parser("assimilate", help="assimilate observations from an initial state")
+    p.add_argument("state")
+    p.add_argument("obs")
+    p.add_argument("output")
+    p.add_argument("--model", required=True)
+    p.add_argument("--members", type=int, default=8)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--state-variable", default=None)
+    p.add_argument("--obs-variable", default=None)
+    p.set_defaults(func=_cmd_assimilate)
+
+    p = sub.add_parser("train", help="train a model from a preset")
+    p.add_argument("method", help="sfm, sfm-two-stage, sfm-fixed-sigma, regression, cfm, edm, corrdiff, flowdas")
+    p.add_argument("--preset", required=True, help="e.g. kolmogorov, cwa-2km, lorenz63")
+    p.add_argument("--data", default=None, help="training data (zarr/netCDF) where the preset needs it")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", help="key=value override of a preset option")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("versions", help="print versions for bug reports")
+    p.set_defaults(func=_cmd_versions)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
+        print(f"xsfm {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
