@@ -1,9 +1,10 @@
-"""Observation operators :math:`y = A(x) + \\gamma \\eta` for data assimilation.
+r"""Observation operators :math:`y = A(x) + \gamma \eta` for data assimilation.
 
 Each operator is a small object: ``op(x)`` applies :math:`A` to states with any leading dimensions
 (``x[..., *state]`` -> ``y[..., *obs]``), differentiably (guidance back-propagates through it);
-``op.noise_std`` is :math:`\\gamma`; ``op.sample(x, generators)`` adds noise drawn from per-stream generators;
-``op.to_dict()`` / :func:`from_dict` round-trip through JSON so the operator can be recorded in attrs.
+``op.noise_std`` is :math:`\gamma`; ``op.sample(x, generators)`` adds noise drawn from per-stream
+generators; ``op.to_dict()`` / :func:`from_dict` round-trip through JSON so the operator can be
+recorded in attrs.
 
 Operators (FlowDAS's experiments):
 
@@ -44,7 +45,8 @@ _REGISTRY: dict[str, type[Observation]] = {}
 class Observation:
     """Base class of observation operators.
 
-    Subclasses implement :meth:`__call__` and :meth:`_params` (their JSON parameters) and set ``kind``.
+    Subclasses implement :meth:`__call__` and :meth:`_params` (their JSON parameters) and set
+    ``kind``.
     """
 
     kind: ClassVar[str] = ""
@@ -61,6 +63,7 @@ class Observation:
             _REGISTRY[cls.kind] = cls
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Apply the operator to states ``x[..., *state]``."""
         raise NotImplementedError
 
     def _params(self) -> dict[str, Any]:  # pragma: no cover - abstract
@@ -72,7 +75,7 @@ class Observation:
             return tuple(self(torch.zeros(1, *state_shape)).shape[1:])
 
     def sample(self, x: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
-        """Noisy observations ``A(x) + noise_std * eta`` with ``eta`` from one generator per row of ``x``.
+        """Noisy observations ``A(x) + noise_std * eta``, one generator per row of ``x``.
 
         Parameters
         ----------
@@ -85,7 +88,9 @@ class Observation:
         if self.noise_std == 0:
             return y
         if len(generators) != y.shape[0]:
-            raise ValueError(f"{len(generators)} generators for {y.shape[0]} rows; give one per row")
+            raise ValueError(
+                f"{len(generators)} generators for {y.shape[0]} rows; give one per row"
+            )
         eta = torch.stack(
             [
                 torch.randn(tuple(y.shape[1:]), generator=g, dtype=y.dtype, device=g.device)
@@ -140,21 +145,22 @@ _FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 class Elementwise(Observation):
-    """Elementwise map of chosen components: ``y = f((x[components] - loc) / scale)``.
+    r"""Elementwise map of chosen components: ``y = f((x[components] - loc) / scale)``.
 
     Parameters
     ----------
     function
         ``"identity"``, ``"arctan"`` or ``"cube"``.
     components
-        ``None`` (all), an int (that component; the axis is dropped) or a list of ints (kept as an axis).
+        ``None`` (all), an int (that component; the axis is dropped) or a list of ints (kept as an
+        axis).
     axis
         Axis of the components, counted from the end for a negative value (``-1`` for vector states,
         ``-3`` for ``[channel, y, x]`` fields).
     loc, scale
         Standardisation applied before ``function`` (floats, or one value per selected component).
     noise_std
-        Observation noise standard deviation :math:`\\gamma`.
+        Observation noise standard deviation :math:`\gamma`.
 
     Examples
     --------
@@ -194,7 +200,7 @@ class Elementwise(Observation):
         self.loc = loc if isinstance(loc, (int, float)) else [float(v) for v in loc]
         self.scale = scale if isinstance(scale, (int, float)) else [float(v) for v in scale]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         axis = self.axis
         if self.components is None:
             v = x
@@ -280,11 +286,12 @@ class SparseMask(Observation):
         m[torch.as_tensor(self.indices)] = True
         return m.reshape(self.shape)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         k = len(self.shape)
         if tuple(x.shape[-k:]) != self.shape:
             raise ValueError(
-                f"sparse mask expects trailing axes {self.shape}, got a state of shape {tuple(x.shape)}"
+                f"sparse mask expects trailing axes {self.shape}, got a state of shape "
+                f"{tuple(x.shape)}"
             )
         flat = x.reshape(*x.shape[:-k], -1)
         return flat[..., torch.as_tensor(self.indices, device=x.device)]
@@ -315,7 +322,7 @@ class AveragePool(Observation):
             raise ValueError(f"average pooling factor must be >= 1, got {factor}")
         self.factor = int(factor)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         f = self.factor
         h, w = x.shape[-2:]
         if h % f or w % f:
@@ -339,8 +346,8 @@ class PointObservations(Observation):
     Parameters
     ----------
     points
-        ``[[row, col], ...]`` positions in (fractional) grid index units, or in coordinate units when
-        ``y`` and ``x`` (the grid's 1-D, monotonic coordinates) are given.
+        ``[[row, col], ...]`` positions in (fractional) grid index units, or in coordinate units
+        when ``y`` and ``x`` (the grid's 1-D, monotonic coordinates) are given.
     y, x
         Optional grid coordinates of the rows and columns.
     noise_std
@@ -377,7 +384,7 @@ class PointObservations(Observation):
             cols = _fractional_index(np.asarray(self.x), cols, "x")
         self._rows, self._cols = rows, cols
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         h, w = x.shape[-2:]
         rows = np.clip(self._rows, 0, h - 1)
         cols = np.clip(self._cols, 0, w - 1)
@@ -427,7 +434,7 @@ def _fractional_index(coord: np.ndarray, values: np.ndarray, name: str) -> np.nd
 
 
 class Compose(Observation):
-    """Apply operators in turn; the noise is that of the composite (``noise_std``), not of the parts.
+    """Apply operators in turn; the noise is the composite's ``noise_std``, not the parts'.
 
     Examples
     --------
@@ -442,7 +449,7 @@ class Compose(Observation):
         super().__init__(noise_std)
         self.operators = [as_operator(op) for op in operators]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         for op in self.operators:
             x = op(x)
         return x
@@ -456,7 +463,7 @@ class Compose(Observation):
 
 
 class CallableObservation(Observation):
-    """Wrap a user function ``x[..., *state] -> y[..., *obs]`` (differentiable in torch for guidance).
+    """Wrap a user function ``x[..., *state] -> y[..., *obs]`` (differentiable, for guidance).
 
     Its :meth:`to_dict` records only a name: it cannot be rebuilt from attrs.
 
@@ -485,7 +492,7 @@ class CallableObservation(Observation):
         self.function = function
         self.name = name or getattr(function, "__qualname__", type(function).__name__)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.function(x)
 
     def _params(self) -> dict[str, Any]:
@@ -494,7 +501,8 @@ class CallableObservation(Observation):
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> CallableObservation:
         raise ValueError(
-            f"observation operator {p.get('name')!r} is a user function and cannot be rebuilt from its "
+            f"observation operator {p.get('name')!r} is a user function and cannot be rebuilt from "
+            f"its "
             "description; pass the function again (CallableObservation(fn, noise_std=...))"
         )
 
@@ -523,8 +531,8 @@ def as_operator(
         op = CallableObservation(operator, noise_std=0.0 if noise_std is None else noise_std)
     else:
         raise TypeError(
-            "an observation operator must be an xsfm.observations.Observation, its dict description or "
-            f"a callable, got {type(operator).__name__}"
+            "an observation operator must be an xsfm.observations.Observation, its dict "
+            f"description or a callable, got {type(operator).__name__}"
         )
     if noise_std is not None and float(noise_std) != op.noise_std:
         if isinstance(op, CallableObservation):

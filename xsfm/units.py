@@ -3,8 +3,8 @@
 This is the only module of xsfm that imports :mod:`cf_xarray.units`, and it does so lazily, on first
 use (:func:`registry`). That import has two side effects which are contained here:
 
-* it calls :func:`pint.set_application_registry`; xsfm restores the application registry that was set
-  before, so importing or using xsfm never changes which registry ``pint.Quantity`` uses for you;
+* it calls :func:`pint.set_application_registry`; xsfm restores the application registry that was
+  set before, so importing or using xsfm never changes which registry ``pint.Quantity`` uses;
 * it sets up pint's matplotlib support and emits a ``UserWarning`` when matplotlib is not installed;
   that warning is silenced.
 
@@ -73,7 +73,6 @@ _SPELLINGS = {
     "kelvin": "K",
     "celsius": "degC",
     "gpm": "m",
-    "m**2 s**-2": "m2 s-2",
     "mb": "mbar",
     "millibars": "mbar",
     "hpa": "hPa",
@@ -91,8 +90,8 @@ def registry() -> pint.UnitRegistry:
     Examples
     --------
     >>> ureg = registry()
-    >>> str(ureg.Quantity(1.0, "km").to("m"))
-    '1000.0 m'
+    >>> float(ureg.Quantity(1.0, "km").to("m").magnitude)
+    1000.0
     """
     global _REGISTRY
     if _REGISTRY is None:
@@ -114,8 +113,8 @@ def parse_units(units: Any) -> pint.Unit:
     Parameters
     ----------
     units
-        A unit string (``"m s-1"``, ``"m**2 s**-2"``, ``"degK"``, ``"%"``, ``"(0 - 1)"``...), a number
-        ``1``, or a pint unit (of any registry).
+        A unit string (``"m s-1"``, ``"m**2 s**-2"``, ``"degK"``, ``"%"``, ``"(0 - 1)"``...), the
+        number ``1``, or a pint unit (of any registry).
 
     Returns
     -------
@@ -206,8 +205,13 @@ def _affine(source: pint.Unit, target: pint.Unit) -> tuple[float, float]:
     return float(one - zero), float(zero)
 
 
-def _name(da: xr.DataArray, name: str | None) -> str:
-    return str(name if name is not None else (da.name if da.name is not None else "<unnamed>"))
+def _label(da: xr.DataArray, name: str | None) -> tuple[str, str]:
+    """Return ``(label for messages, expression of the variable for fixes)``."""
+    own = None if da.name is None else str(da.name)
+    if name is None or own is None or str(name) == own:
+        shown = str(name) if name is not None else (own or "<unnamed>")
+        return f"variable {shown!r}", f"ds[{shown!r}]"
+    return f"input {str(name)!r} (variable {own!r})", f"ds[{own!r}]"
 
 
 def convert(
@@ -220,8 +224,8 @@ def convert(
     """Convert a DataArray's values to ``units`` and set ``attrs["units"]`` to that string.
 
     The input is never modified. Dask-backed data stay lazy (the conversion is an affine map,
-    ``x * scale + offset``, applied by xarray). When the units already match, the values are returned
-    unchanged (not even multiplied by one).
+    ``x * scale + offset``, applied by xarray). When the units already match, the values are
+    returned unchanged (not even multiplied by one).
 
     Parameters
     ----------
@@ -236,8 +240,8 @@ def convert(
         Name used in error messages (the card's input name); defaults to ``da.name``.
     standard_name
         The target's ``standard_name``. Only used to allow geopotential height <-> geopotential
-        (multiply or divide by :data:`G0`) when the variable's ``standard_name`` says it is the other
-        one; the result then carries the target ``standard_name``.
+        (multiply or divide by :data:`G0`) when the variable's ``standard_name`` says it is the
+        other one; the result then carries the target ``standard_name``.
 
     Returns
     -------
@@ -260,28 +264,29 @@ def convert(
     >>> convert(z, "m2 s-2", standard_name="geopotential").values
     array([53936.575])
     """
-    label = _name(da, name)
+    label, expr = _label(da, name)
+    override = repr(str(name if name is not None else da.name))
     data = da.variable._data
     quantity = _is_quantity(data)
     source_text = units_of(da)
     if source_text is None:
         raise UnitsError(
-            f"variable {label!r} has no 'units' attribute (target units {units!r}); "
-            f"set it, e.g. ds[{label!r}].attrs['units'] = {units!r}, if the values are in {units!r}"
+            f"{label} has no 'units' attribute (target units {units!r}); "
+            f"set it, e.g. {expr}.attrs['units'] = {units!r}, if the values are in {units!r}"
         )
     try:
         target = parse_units(units)
     except Exception as err:
         raise UnitsError(
-            f"target units {units!r} of variable {label!r} cannot be parsed ({err}); "
+            f"target units {units!r} of {label} cannot be parsed ({err}); "
             "fix the model card's units (a UDUNITS string such as 'm s-1')"
         ) from None
     try:
         source = parse_units(source_text)
     except Exception as err:
         raise UnitsError(
-            f"variable {label!r} has units {source_text!r}, which cannot be parsed ({err}); "
-            f"set a UDUNITS string, e.g. ds[{label!r}].attrs['units'] = {units!r} "
+            f"{label} has units {source_text!r}, which cannot be parsed ({err}); "
+            f"set a UDUNITS string, e.g. {expr}.attrs['units'] = {units!r} "
             f"if the values are in {units!r}"
         ) from None
 
@@ -297,9 +302,8 @@ def convert(
             and source.is_compatible_with(length)
             and target.is_compatible_with(energy)
         ):
-            source, extra_scale, new_standard_name = length * 1, G0, "geopotential"
-            extra_scale *= _affine(parse_units(source_text), length)[0]
-            source = energy
+            extra_scale = _affine(source, length)[0] * G0
+            source, new_standard_name = energy, "geopotential"
         elif (
             own_sn == "geopotential"
             and standard_name == "geopotential_height"
@@ -319,10 +323,11 @@ def convert(
                     "'geopotential' and the card's is the other)"
                 )
             raise UnitsError(
-                f"variable {label!r} has units {source_text!r} "
+                f"{label} has units {source_text!r} "
                 f"({source.dimensionality}), which cannot be converted to {units!r} "
                 f"({target.dimensionality}){hint}; check that the right variable was selected "
-                f"(override with variables={{{label!r}: 'your_name'}}) or fix its 'units' attribute"
+                f"(override with variables={{{override}: 'your_name'}}) "
+                f"or fix {expr}.attrs['units']"
             )
 
     scale, offset = _affine(source, target)
@@ -342,7 +347,8 @@ def convert(
         attrs["standard_name"] = new_standard_name
     out = out.copy(deep=False)
     out.attrs = attrs
-    out.encoding = dict(da.encoding)
+    # On-disk packing (scale_factor, dtype...) of the old units would be wrong for the new values.
+    out.encoding = dict(da.encoding) if (scale == 1.0 and offset == 0.0) else {}
     return out
 
 

@@ -1,15 +1,16 @@
 """Noise-level and position embeddings for the networks (pure torch).
 
-* :class:`FourierEmbedding` -- random Fourier features ``[cos(2 pi f c), sin(2 pi f c)]`` of a scalar
-  noise label ``c`` with fixed frequencies ``f ~ N(0, scale^2)`` drawn once, from an explicit generator,
-  at construction (as in the NCSN++ network of Karras et al. 2022, "Elucidating the Design Space of
-  Diffusion-Based Generative Models", EDM). Suited to EDM noise labels ``c_noise = ln(sigma) / 4``, which
-  live in a range of a few units.
-* :class:`PositionalEmbedding` -- the sinusoidal transformer embedding with geometric frequencies; the
-  label is multiplied by ``scale`` first so that small label ranges still turn the fast frequencies.
+* :class:`FourierEmbedding` -- random Fourier features ``[cos(2 pi f c), sin(2 pi f c)]`` of a
+  scalar noise label ``c`` with fixed frequencies ``f ~ N(0, scale^2)`` drawn once, from an
+  explicit generator, at construction (as in the NCSN++ network of Karras et al. 2022, "Elucidating
+  the Design Space of Diffusion-Based Generative Models", EDM). Suited to EDM noise labels
+  ``c_noise = ln(sigma) / 4``, which live in a range of a few units.
+* :class:`PositionalEmbedding` -- the sinusoidal transformer embedding with geometric frequencies;
+  the label is multiplied by ``scale`` first so that small label ranges still turn the fast
+  frequencies.
 * :func:`grid_channels` -- extra input channels that tell a convolutional network *where* it is: the
-  sine and cosine of the position on a periodic domain (continuous across the wrap), or a linear ramp in
-  ``[-1, 1]`` on a bounded one.
+  sine and cosine of the position on a periodic domain (continuous across the wrap), or a linear
+  ramp in ``[-1, 1]`` on a bounded one.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class PositionalEmbedding(nn.Module):
     max_positions
         Ratio of the slowest to the fastest frequency.
     scale
-        Factor applied to the label before embedding (EDM labels ``ln(sigma)/4`` span a few units, so
-        ``scale = 1000`` makes them turn the whole frequency range).
+        Factor applied to the label before embedding (EDM labels ``ln(sigma)/4`` span a few units,
+        so ``scale = 1000`` makes them turn the whole frequency range).
 
     Examples
     --------
@@ -113,6 +114,8 @@ def grid_channels(
     kind
         ``"periodic"``: ``sin`` and ``cos`` of ``2 pi i / n`` along each axis (4 channels);
         ``"linear"``: a ramp in ``[-1, 1]`` along each axis (2 channels); ``"none"``: no channel.
+    dtype, device
+        Of the result.
 
     Examples
     --------

@@ -1,5 +1,7 @@
-"""Encoders ``E(y)``: the deterministic map from the (interpolated, normalised) coarse input to a first
-guess of the fine field (pure torch).
+"""Encoders ``E(y)``: coarse input to a first guess of the fine field (pure torch).
+
+An encoder is the deterministic map from the (interpolated, normalised) coarse input to a first
+guess of the fine field.
 
 * :class:`Conv1x1Encoder` -- a per-pixel linear map of the channels (the SFM default).
 * :class:`UNetEncoder` -- a small :class:`~xsfm.nn.unet.UNet` without noise input.

@@ -1,21 +1,23 @@
 """An EDM-style U-Net, small enough to train on one CPU core (pure torch).
 
-The architecture follows the DDPM++ / EDM family (Karras et al. 2022, "Elucidating the Design Space of
-Diffusion-Based Generative Models"): residual blocks of ``GroupNorm -> SiLU -> 3x3 conv``, the noise
-embedding entering each block as a per-channel scale and shift after the second normalisation, skip
-connections scaled by ``1/sqrt(2)``, optional multi-head self-attention at chosen levels, average-pool
-down-sampling and nearest up-sampling. The last convolution of each block and of the network start near
-zero, so a fresh network is close to the identity of its preconditioning.
+The architecture follows the DDPM++ / EDM family (Karras et al. 2022, "Elucidating the Design Space
+of Diffusion-Based Generative Models"): residual blocks of ``GroupNorm -> SiLU -> 3x3 conv``, the
+noise embedding entering each block as a per-channel scale and shift after the second
+normalisation, skip connections scaled by ``1/sqrt(2)``, optional multi-head self-attention at
+chosen levels, average-pool down-sampling and nearest up-sampling. The last convolution of each
+block and of the network start near zero, so a fresh network is close to the identity of its
+preconditioning.
 
-Inputs of :meth:`UNet.forward`: the state ``x[B, C, H, W]``, optional noise labels ``[B]`` and optional
-conditioning channels ``cond[B, Ccond, H, W]`` (concatenated to ``x``), plus, when ``grid`` is not
-``"none"``, position channels made inside (see :func:`xsfm.nn.embeddings.grid_channels`). Grids whose
-sides are not multiples of ``2**(levels-1)`` are padded (circularly when ``padding_mode="circular"``,
-by edge replication otherwise) and cropped back.
+Inputs of :meth:`UNet.forward`: the state ``x[B, C, H, W]``, optional noise labels ``[B]`` and
+optional conditioning channels ``cond[B, Ccond, H, W]`` (concatenated to ``x``), plus, when
+``grid`` is not ``"none"``, position channels made inside (see
+:func:`xsfm.nn.embeddings.grid_channels`). Grids whose sides are not multiples of ``2**(levels-1)``
+are padded (circularly when ``padding_mode="circular"``, by edge replication otherwise) and cropped
+back.
 
 All weights are drawn at construction from an explicit :class:`torch.Generator` (never from torch's
-global generator), so a network is a pure function of its config and seed. There is no dropout (torch's
-dropout can only draw from the global generator).
+global generator), so a network is a pure function of its config and seed. There is no dropout
+(torch's dropout can only draw from the global generator).
 """
 
 from __future__ import annotations
@@ -245,13 +247,13 @@ class UNet(nn.Module):
     num_blocks
         Residual blocks per level in the encoder (the decoder has one more).
     attention_levels
-        Levels with self-attention after each block (the middle block has attention when the coarsest
-        level is listed).
+        Levels with self-attention after each block (the middle block has attention when the
+        coarsest level is listed).
     num_heads
         Attention heads.
     embedding
-        Noise-label embedding: ``"fourier"``, ``"positional"`` or ``"none"`` (a network without noise
-        input, e.g. a regression encoder).
+        Noise-label embedding: ``"fourier"``, ``"positional"`` or ``"none"`` (a network without
+        noise input, e.g. a regression encoder).
     emb_mult
         Width of the embedding MLP as a multiple of ``channels``.
     grid
@@ -369,8 +371,12 @@ class UNet(nn.Module):
                 self._dec_kinds.append("cat")
                 cur = width
             if level > 0:
-                self.dec.append(UNetBlock(cur, cur, emb_ch, up=True, **block_kw))
+                # The up-sampling block already works at the finer level's width (EDM keeps the
+                # coarser width here, which costs twice the FLOPs at the finer resolution).
+                finer = channels * channel_mult[level - 1]
+                self.dec.append(UNetBlock(cur, finer, emb_ch, up=True, **block_kw))
                 self._dec_kinds.append("up")
+                cur = finer
         self.norm_out = group_norm(cur)
         self.conv_out = Conv2d(
             cur, out_channels, 3, padding_mode=padding_mode, init_weight=1e-5, generator=generator

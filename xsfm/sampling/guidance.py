@@ -8,13 +8,13 @@ From :math:`X_0 = x_0` (the current state), ``steps`` Euler–Maruyama steps on 
 .. math:: X_{k+1} = X_k + b(X_k, s_k)\, \Delta s + \sigma(s_k) \sqrt{\Delta s}\, \xi_k, \qquad
           \sigma(s) = \varepsilon (1 - s),
 
-and the last step returns the mean (no noise), as in FlowDAS. The interpolant and its drift are described in
-:mod:`xsfm.sampling.interpolants`.
+and the last step returns the mean (no noise), as in FlowDAS. The interpolant and its drift are
+described in :mod:`xsfm.sampling.interpolants`.
 
 Guidance
 --------
-With an observation :math:`y = A(x_1) + \gamma \eta`, after each step the state moves against the gradient of
-the weighted misfit of :math:`J` endpoint draws (FlowDAS, Algorithm 1):
+With an observation :math:`y = A(x_1) + \gamma \eta`, after each step the state moves against the
+gradient of the weighted misfit of :math:`J` endpoint draws (FlowDAS, Algorithm 1):
 
 .. math::
 
@@ -28,26 +28,30 @@ where the gradient flows through the drift network and the weights are detached:
   :math:`\nabla \log p(y \mid X_s)`;
 * ``jensen``: :math:`w_j = 1/J` (the gradient of the Jensen bound :math:`E[\log p(y \mid X_1)]`);
 * ``mean-residual`` (released code): one misfit for the residuals of all :math:`J` draws stacked,
-  :math:`d = \tfrac12\|(r_1, \dots, r_J)/\gamma\|^p` (the code's softmax runs over a single value, so its weight
-  is 1; its plain norm is not divided by :math:`\gamma^2`, a constant factor that :math:`\zeta` absorbs).
+  :math:`d = \tfrac12\|(r_1, \dots, r_J)/\gamma\|^p` (the code's softmax runs over a single value,
+  so its weight is 1; its plain norm is not divided by :math:`\gamma^2`, a constant factor that
+  :math:`\zeta` absorbs).
 
-Endpoint draws (``order=1``): :math:`\hat X_1^{(j)} = X_s + b(X_s, s)(1 - s) + \kappa(s) z_j`. ``order=2`` (Heun)
-replaces :math:`b` by the average of :math:`b(X_s, s)` and :math:`b(\tilde X_1, 1)` at the predicted endpoint
-:math:`\tilde X_1 = X_s + b(X_s, s)(1 - s)` (one extra network evaluation per step; the released code evaluates
-the second drift at :math:`X_s` instead). :math:`\kappa` is ``"exact"``, :math:`\varepsilon(1-s)^{3/2}/\sqrt3`,
-or ``"code"``, :math:`\varepsilon(2/3 - \sqrt s + s^{3/2}/3)` (see :func:`~xsfm.sampling.interpolants.endpoint_std`).
+Endpoint draws (``order=1``): :math:`\hat X_1^{(j)} = X_s + b(X_s, s)(1 - s) + \kappa(s) z_j`.
+``order=2`` (Heun) replaces :math:`b` by the average of :math:`b(X_s, s)` and :math:`b(\tilde X_1,
+1)` at the predicted endpoint :math:`\tilde X_1 = X_s + b(X_s, s)(1 - s)` (one extra network
+evaluation per step; the released code evaluates the second drift at :math:`X_s` instead).
+:math:`\kappa` is ``"exact"``, :math:`\varepsilon(1-s)^{3/2}/\sqrt3`, or ``"code"``,
+:math:`\varepsilon(2/3 - \sqrt s + s^{3/2}/3)` (see
+:func:`~xsfm.sampling.interpolants.endpoint_std`).
 
-Weight collapse: when the effective sample size :math:`1/\sum_j w_j^2` of the softmax weights falls below
-``ess_threshold * J`` the draws are resampled (systematic resampling with one uniform per step from the
-stream's generator) and weighted equally. ``estimator="dps"`` plugs in the conditional mean
-(:math:`\kappa = 0`, one draw) as diffusion posterior sampling does; with it, guidance is applied only for
-:math:`s \ge` ``dps_cutoff`` (the one-step mean is a poor estimate of the endpoint early on).
+Weight collapse: when the effective sample size :math:`1/\sum_j w_j^2` of the softmax weights falls
+below ``ess_threshold * J`` the draws are resampled (systematic resampling with one uniform per step
+from the stream's generator) and weighted equally. ``estimator="dps"`` plugs in the conditional mean
+(:math:`\kappa = 0`, one draw) as diffusion posterior sampling does; with it, guidance is applied
+only for :math:`s \ge` ``dps_cutoff`` (the one-step mean is a poor estimate of the endpoint early
+on).
 
 Randomness
 ----------
-Each stream (one row of the batch: a trajectory and member) has its own generator. Its noise is drawn up front
-in blocks of steps whose size depends only on ``steps``, ``J`` and the state size, so a stream's result does
-not depend on which other streams share the batch.
+Each stream (one row of the batch: a trajectory and member) has its own generator. Its noise is
+drawn up front in blocks of steps whose size depends only on ``steps``, ``J`` and the state size, so
+a stream's result does not depend on which other streams share the batch.
 """
 
 from __future__ import annotations
@@ -79,12 +83,12 @@ _NOISE_BUDGET = 1 << 20  # normal draws per stream and block of steps
 
 @dataclasses.dataclass(frozen=True)
 class Guidance:
-    """Options of FlowDAS observation guidance.
+    r"""Options of FlowDAS observation guidance.
 
     Parameters
     ----------
     zeta
-        Step size :math:`\\zeta` of the gradient correction (paper: 2e-4 for Lorenz-63, 1-2 for
+        Step size :math:`\zeta` of the gradient correction (paper: 2e-4 for Lorenz-63, 1-2 for
         Navier-Stokes).
     draws
         Number :math:`J` of endpoint draws (paper: 21 for Lorenz-63, 25 for Navier-Stokes).
@@ -93,10 +97,11 @@ class Guidance:
     weighting
         ``"softmax"`` (paper), ``"jensen"`` (uniform) or ``"mean-residual"`` (released code).
     norm
-        ``"squared"`` (Gaussian negative log-likelihood) or ``"plain"`` (norm of the whitened residual).
+        ``"squared"`` (Gaussian negative log-likelihood) or ``"plain"`` (norm of the whitened
+        residual).
     kappa
-        Endpoint noise: ``"exact"`` :math:`(1-s)^{3/2}/\\sqrt3` or ``"code"``
-        :math:`2/3 - \\sqrt s + s^{3/2}/3`.
+        Endpoint noise: ``"exact"`` :math:`(1-s)^{3/2}/\sqrt3` or ``"code"``
+        :math:`2/3 - \sqrt s + s^{3/2}/3`.
     resample
         Resample the draws when the effective sample size drops below ``ess_threshold * draws``.
     ess_threshold
@@ -111,10 +116,10 @@ class Guidance:
     >>> g = Guidance(zeta=1e-3, draws=8)
     >>> Guidance.from_dict(g.to_dict()) == g
     True
-    >>> Guidance(weighting="uniform")
+    >>> Guidance(norm="l1")
     Traceback (most recent call last):
     ...
-    ValueError: guidance weighting must be one of ('softmax', 'jensen', 'mean-residual'), got 'uniform'
+    ValueError: guidance norm must be one of ('squared', 'plain'), got 'l1'
     """
 
     zeta: float = 2e-4
@@ -160,7 +165,7 @@ class Guidance:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | Guidance | None) -> Guidance:
-        """Build options from a dict (unknown keys are refused by name), or pass a Guidance through."""
+        """Build options from a dict (unknown keys refused by name); a Guidance passes through."""
         if data is None:
             return cls()
         if isinstance(data, Guidance):
@@ -168,7 +173,9 @@ class Guidance:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown guidance options {unknown}; known options are {sorted(known)}")
+            raise ValueError(
+                f"unknown guidance options {unknown}; known options are {sorted(known)}"
+            )
         return cls(**data)
 
 
@@ -186,7 +193,7 @@ def time_grid(steps: int, s_max: float = 0.999) -> list[float]:
 
 
 def softmax_weights(misfit: torch.Tensor) -> torch.Tensor:
-    """Self-normalised weights :math:`w_j \\propto \\exp(-d_j)` over the last axis.
+    r"""Self-normalised weights :math:`w_j \propto \exp(-d_j)` over the last axis.
 
     Examples
     --------
@@ -198,7 +205,7 @@ def softmax_weights(misfit: torch.Tensor) -> torch.Tensor:
 
 
 def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
-    """Effective sample size :math:`1 / \\sum_j w_j^2` of normalised weights (last axis).
+    r"""Effective sample size :math:`1 / \sum_j w_j^2` of normalised weights (last axis).
 
     Examples
     --------
@@ -209,10 +216,10 @@ def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
 
 
 def systematic_resample(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Systematic resampling: indices ``[..., J]`` drawn from ``weights [..., J]`` with one uniform each.
+    """Systematic resampling: indices ``[..., J]`` from ``weights [..., J]`` and one uniform each.
 
-    The ``J`` positions ``(u + i) / J`` are looked up in the cumulative weights, so index ``j`` appears
-    ``floor(J w_j)`` or ``ceil(J w_j)`` times.
+    The ``J`` positions ``(u + i) / J`` are looked up in the cumulative weights, so index ``j``
+    appears ``floor(J w_j)`` or ``ceil(J w_j)`` times.
 
     Examples
     --------
@@ -232,7 +239,7 @@ def systematic_resample(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def weights_with_resampling(
     weights: torch.Tensor, u: torch.Tensor, ess_threshold: float = 0.5
 ) -> torch.Tensor:
-    """Replace the weights of rows whose ESS is below ``ess_threshold * J`` by resampled, equal weights.
+    """Replace the weights of rows whose ESS is below ``ess_threshold * J`` by resampled ones.
 
     Each resampled draw gets weight ``1/J``, so draw ``j`` ends with ``count_j / J``.
 
@@ -282,19 +289,24 @@ class _StreamNoise:
         for g in self.generators:
             normals.append(
                 torch.randn(
-                    (size, self.n_normal, *self.shape), generator=g, dtype=self.dtype, device=g.device
+                    (size, self.n_normal, *self.shape),
+                    generator=g,
+                    dtype=self.dtype,
+                    device=g.device,
                 )
             )
             if self.n_uniform:
                 uniforms.append(
-                    torch.rand((size, self.n_uniform), generator=g, dtype=self.dtype, device=g.device)
+                    torch.rand(
+                        (size, self.n_uniform), generator=g, dtype=self.dtype, device=g.device
+                    )
                 )
         self._normals = torch.stack(normals, dim=1).to(self.device)
         self._uniforms = torch.stack(uniforms, dim=1).to(self.device) if self.n_uniform else None
         self._start = start
 
     def __call__(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Noise of step ``k``: normals ``[B, n_normal, *shape]`` and uniforms ``[B, n_uniform]``."""
+        """Noise of step ``k``: normals ``[B, n_normal, *shape]``, uniforms ``[B, n_uniform]``."""
         if k % self.block == 0:
             self._draw(k)
         assert self._normals is not None
@@ -309,11 +321,13 @@ def _misfit(
     noise_std: torch.Tensor | float,
     guidance: Guidance,
 ) -> torch.Tensor:
-    """Misfits ``d`` of endpoint draws ``x1 [B, J, *state]``: ``[B, J]`` (or ``[B, 1]`` for mean-residual)."""
+    """Misfits ``d [B, J]`` (``[B, 1]``: mean-residual) of endpoint draws ``x1 [B, J, *state]``."""
     pred = observe(x1)
     target = y.unsqueeze(1)
     r = (target - pred) / noise_std
-    r = torch.where(torch.isnan(target), torch.zeros_like(r), r)  # missing observations do not guide
+    r = torch.where(
+        torch.isnan(target), torch.zeros_like(r), r
+    )  # missing observations do not guide
     if guidance.weighting == "mean-residual":
         sq = r.pow(2).flatten(1).sum(1, keepdim=True)
     else:
@@ -335,14 +349,16 @@ def sample(
     observe: Callable[[torch.Tensor], torch.Tensor] | None = None,
     y: torch.Tensor | None = None,
     noise_std: torch.Tensor | float | None = None,
+    inference: bool | None = None,
 ) -> torch.Tensor:
-    """Draw :math:`X_1` from the interpolant SDE started at ``x0``, optionally guided by an observation.
+    r"""Draw :math:`X_1` from the interpolant SDE started at ``x0``, optionally guided.
 
     Parameters
     ----------
     drift
-        ``drift(x [B, *state], s [B]) -> [B, *state]``, in the sampler's (normalised) space; it must treat
-        rows independently (no batch statistics). History conditioning is closed over by the caller.
+        ``drift(x [B, *state], s [B]) -> [B, *state]``, in the sampler's (normalised) space; it must
+        treat rows independently (no batch statistics). History conditioning is closed over by the
+        caller.
     x0
         Starting states ``[B, *state]`` (one row per stream: trajectory x member).
     generators
@@ -352,16 +368,21 @@ def sample(
     s_max
         End of the time grid (0.999 as in FlowDAS); the last step adds no noise.
     eps
-        Noise scale :math:`\\varepsilon` of the interpolant.
+        Noise scale :math:`\varepsilon` of the interpolant.
     guidance
         :class:`Guidance` options (or a dict of them); ``None`` samples without observations.
     observe
-        Observation operator on endpoint draws: ``observe(x [B, J, *state]) -> [B, J, *obs]``, in the
-        sampler's space (normalised); it must be differentiable.
+        Observation operator on endpoint draws: ``observe(x [B, J, *state]) -> [B, J, *obs]``, in
+        the sampler's space (normalised); it must be differentiable.
     y
         Observations ``[B, *obs]``; NaN entries are ignored.
     noise_std
-        Observation noise standard deviation :math:`\\gamma` (float or tensor broadcastable to ``[B, J, *obs]``).
+        Observation noise standard deviation :math:`\gamma` (float or tensor broadcastable to ``[B,
+        J, *obs]``).
+    inference
+        Run unguided sampling under :func:`torch.inference_mode` (default when unguided); pass
+        ``False`` when the result feeds later guided steps (inference tensors cannot enter autograd
+        graphs).
 
     Returns
     -------
@@ -389,7 +410,9 @@ def sample(
     grid = time_grid(steps, s_max)
     state_shape = tuple(x0.shape[1:])
     n_draws = 0 if opts is None else opts.n_draws
-    uses_uniform = opts is not None and opts.resample and opts.weighting == "softmax" and n_draws > 1
+    uses_uniform = (
+        opts is not None and opts.resample and opts.weighting == "softmax" and n_draws > 1
+    )
     noise = _StreamNoise(
         generators,
         int(steps),
@@ -399,7 +422,9 @@ def sample(
         x0.dtype,
         x0.device,
     )
-    context = torch.no_grad() if opts is not None else torch.inference_mode()
+    if inference is None:
+        inference = opts is None
+    context = torch.inference_mode() if inference and opts is None else torch.no_grad()
     with context:
         x = x0.detach().clone()
         for k in range(int(steps)):
@@ -412,7 +437,9 @@ def sample(
             if guided_now and opts.estimator == "dps" and s < opts.dps_cutoff:
                 guided_now = False
             if guided_now:
-                assert opts is not None and observe is not None and y is not None
+                assert opts is not None
+                assert observe is not None
+                assert y is not None
                 with torch.enable_grad():
                     xs = x.detach().requires_grad_(True)
                     b = drift(xs, s_vec)

@@ -1,21 +1,25 @@
-r"""The stochastic interpolant of FlowDAS (Chen et al. 2024, "Probabilistic Forecasting with Stochastic
-Interpolants and Föllmer Processes"; FlowDAS, Chen et al. 2025).
+r"""The stochastic interpolant of FlowDAS and its drift-matching target.
+
+References: Chen et al. (2024), "Probabilistic Forecasting with Stochastic Interpolants and Föllmer
+Processes"; Chen et al. (2025), "FlowDAS: A Stochastic Interpolant-based Framework for Data
+Assimilation".
 
 Math
 ----
-Given the current state :math:`x_0` (the base) and the next state :math:`x_1` (the target), the interpolant
-on :math:`s \in [0, 1]` is
+Given the current state :math:`x_0` (the base) and the next state :math:`x_1` (the target), the
+interpolant on :math:`s \in [0, 1]` is
 
 .. math::
 
     I_s = \alpha(s)\, x_0 + \beta(s)\, x_1 + \sigma(s)\, W_s, \qquad
     \alpha(s) = 1 - s,\quad \beta(s) = s^2,\quad \sigma(s) = \varepsilon (1 - s),
 
-with :math:`W_s = \sqrt{s}\, z`, :math:`z \sim N(0, I)` a Wiener process at time :math:`s` independent of
-:math:`(x_0, x_1)`, and :math:`\varepsilon = 1` by default. So :math:`I_0 = x_0` and :math:`I_1 = x_1`.
+with :math:`W_s = \sqrt{s}\, z`, :math:`z \sim N(0, I)` a Wiener process at time :math:`s`
+independent of :math:`(x_0, x_1)`, and :math:`\varepsilon = 1` by default. So :math:`I_0 = x_0` and
+:math:`I_1 = x_1`.
 
-The drift is the conditional expectation :math:`b(x, s) = E[R_s \mid I_s = x, \text{history}]` of the
-regression target
+The drift is the conditional expectation :math:`b(x, s) = E[R_s \mid I_s = x, \text{history}]` of
+the regression target
 
 .. math::
 
@@ -32,11 +36,12 @@ With that drift, the SDE
 
     dX_s = b(X_s, s)\, ds + \sigma(s)\, dB_s, \qquad X_0 = x_0,
 
-has the same marginal laws as :math:`I_s`, so :math:`X_1` is a draw of the next state given the history.
-Integrating the noise alone from :math:`s` to 1 gives a Gaussian of standard deviation
-:math:`\varepsilon (1 - s)^{3/2} / \sqrt{3}`: that is :func:`endpoint_std` (``kind="exact"``). The released
-FlowDAS code instead uses :math:`\kappa(s) = 2/3 - \sqrt{s} + s^{3/2}/3 = \int_s^1 (1-u)\, d\sqrt{u}` (the
-noise written as :math:`\sigma(u)\, dW_u` with the *same* :math:`z` for all :math:`u`); ``kind="code"``.
+has the same marginal laws as :math:`I_s`, so :math:`X_1` is a draw of the next state given the
+history. Integrating the noise alone from :math:`s` to 1 gives a Gaussian of standard deviation
+:math:`\varepsilon (1 - s)^{3/2} / \sqrt{3}`: that is :func:`endpoint_std` (``kind="exact"``). The
+released FlowDAS code instead uses :math:`\kappa(s) = 2/3 - \sqrt{s} + s^{3/2}/3 = \int_s^1 (1-u)\,
+d\sqrt{u}` (the noise written as :math:`\sigma(u)\, dW_u` with the *same* :math:`z` for all
+:math:`u`); ``kind="code"``.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ KappaKind = Literal["exact", "code"]
 
 
 def _as_s(s: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
-    """Return ``s`` as a tensor broadcastable against ``like`` (a leading batch axis is expanded)."""
+    """Return ``s`` as a tensor broadcastable against ``like`` (a batch axis is expanded)."""
     s = torch.as_tensor(s, dtype=like.dtype, device=like.device)
     if s.ndim == 1 and like.ndim > 1 and s.shape[0] == like.shape[0]:
         s = s.reshape(-1, *([1] * (like.ndim - 1)))
@@ -70,7 +75,7 @@ def _as_s(s: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
 
 
 def alpha(s: torch.Tensor | float) -> torch.Tensor | float:
-    """Weight of the base state, :math:`\\alpha(s) = 1 - s`.
+    r"""Weight of the base state, :math:`\alpha(s) = 1 - s`.
 
     Examples
     --------
@@ -81,7 +86,7 @@ def alpha(s: torch.Tensor | float) -> torch.Tensor | float:
 
 
 def alpha_dot(s: torch.Tensor | float) -> torch.Tensor | float:
-    """Derivative :math:`\\dot\\alpha(s) = -1`.
+    r"""Derivative :math:`\dot\alpha(s) = -1`.
 
     Examples
     --------
@@ -92,7 +97,7 @@ def alpha_dot(s: torch.Tensor | float) -> torch.Tensor | float:
 
 
 def beta(s: torch.Tensor | float) -> torch.Tensor | float:
-    """Weight of the target state, :math:`\\beta(s) = s^2`.
+    r"""Weight of the target state, :math:`\beta(s) = s^2`.
 
     Examples
     --------
@@ -103,7 +108,7 @@ def beta(s: torch.Tensor | float) -> torch.Tensor | float:
 
 
 def beta_dot(s: torch.Tensor | float) -> torch.Tensor | float:
-    """Derivative :math:`\\dot\\beta(s) = 2 s`.
+    r"""Derivative :math:`\dot\beta(s) = 2 s`.
 
     Examples
     --------
@@ -114,7 +119,7 @@ def beta_dot(s: torch.Tensor | float) -> torch.Tensor | float:
 
 
 def sigma(s: torch.Tensor | float, eps: float = 1.0) -> torch.Tensor | float:
-    """Noise coefficient :math:`\\sigma(s) = \\varepsilon (1 - s)` (also the SDE's diffusion coefficient).
+    r"""Noise coefficient :math:`\sigma(s) = \varepsilon (1 - s)`, also the SDE's diffusion.
 
     Examples
     --------
@@ -125,7 +130,7 @@ def sigma(s: torch.Tensor | float, eps: float = 1.0) -> torch.Tensor | float:
 
 
 def sigma_dot(s: torch.Tensor | float, eps: float = 1.0) -> torch.Tensor | float:
-    """Derivative :math:`\\dot\\sigma(s) = -\\varepsilon`.
+    r"""Derivative :math:`\dot\sigma(s) = -\varepsilon`.
 
     Examples
     --------
@@ -144,7 +149,7 @@ def interpolant(
     *,
     wiener: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The interpolant :math:`I_s = (1-s) x_0 + s^2 x_1 + \\varepsilon (1-s) \\sqrt{s}\\, z`.
+    r"""The interpolant :math:`I_s = (1-s) x_0 + s^2 x_1 + \varepsilon (1-s) \sqrt{s}\, z`.
 
     Parameters
     ----------
@@ -155,14 +160,15 @@ def interpolant(
     z
         Standard normal noise of the shape of ``x0``.
     eps
-        Noise scale :math:`\\varepsilon`.
+        Noise scale :math:`\varepsilon`.
     wiener
-        The Wiener value :math:`W_s` itself (overrides ``sqrt(s) * z``); useful to differentiate along a
-        path with :math:`W` held fixed.
+        The Wiener value :math:`W_s` itself (overrides ``sqrt(s) * z``); useful to differentiate
+        along a path with :math:`W` held fixed.
 
     Examples
     --------
-    >>> x0, x1, z = torch.zeros(2, 3), torch.ones(2, 3), torch.randn(2, 3, generator=torch.Generator())
+    >>> x0, x1 = torch.zeros(2, 3), torch.ones(2, 3)
+    >>> z = torch.randn(2, 3, generator=torch.Generator())
     >>> torch.equal(interpolant(x0, x1, 0.0, z), x0), torch.equal(interpolant(x0, x1, 1.0, z), x1)
     (True, True)
     """
@@ -180,9 +186,9 @@ def drift_target(
     *,
     wiener: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The regression target :math:`R_s = -x_0 + 2 s\\, x_1 - \\varepsilon \\sqrt{s}\\, z`.
+    r"""The regression target :math:`R_s = -x_0 + 2 s\, x_1 - \varepsilon \sqrt{s}\, z`.
 
-    It is :math:`\\partial_s I_s` with the Wiener value held fixed; the drift network is trained to
+    It is :math:`\partial_s I_s` with the Wiener value held fixed; the drift network is trained to
     predict it (its conditional mean given :math:`I_s` is the drift).
 
     Examples
@@ -199,11 +205,11 @@ def drift_target(
 def endpoint_std(
     s: torch.Tensor | float, kind: KappaKind = "exact", eps: float = 1.0
 ) -> torch.Tensor | float:
-    """Standard deviation :math:`\\kappa(s)` of the noise in the one-step endpoint estimate of :math:`X_1`.
+    r"""Standard deviation :math:`\kappa(s)` of the noise of the one-step endpoint estimate.
 
-    ``"exact"``: :math:`\\varepsilon (1-s)^{3/2}/\\sqrt{3}`, the standard deviation of
-    :math:`\\int_s^1 \\sigma(u)\\, dB_u`. ``"code"``: :math:`\\varepsilon (2/3 - \\sqrt{s} + s^{3/2}/3)`, as in
-    the released FlowDAS code. Both vanish at :math:`s = 1`.
+    ``"exact"``: :math:`\varepsilon (1-s)^{3/2}/\sqrt{3}`, the standard deviation of
+    :math:`\int_s^1 \sigma(u)\, dB_u`. ``"code"``: :math:`\varepsilon (2/3 - \sqrt{s} +
+    s^{3/2}/3)`, as in the released FlowDAS code. Both vanish at :math:`s = 1`.
 
     Examples
     --------

@@ -1,0 +1,11 @@
+"""Data assimilation: FlowDAS through xarray (``api``) and classical baselines (``baselines``)."""
+
+from __future__ import annotations
+
+from xsfm.assimilation.baselines import (
+    FilterResult,
+    bootstrap_particle_filter,
+    ensemble_kalman_filter,
+)
+
+__all__ = ["FilterResult", "bootstrap_particle_filter", "ensemble_kalman_filter"]
