@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from xsfm.errors import InputError
-from xsfm.grids import axis_values, refine_axis
+from xsfm.grids import refine_coord
 from xsfm.models.base import Model, load_model
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_DOWNSCALING_MODEL", "assemble_output", "downscale", "prepare_inputs"]
 
 DEFAULT_DOWNSCALING_MODEL = "kolmogorov-sfm"
+
+_ATTRS = ("standard_name", "units", "long_name")
 
 MEMBER_ATTRS = {"standard_name": "realization", "long_name": "ensemble member", "units": "1"}
 
@@ -84,67 +86,58 @@ def prepare_inputs(
 ) -> PreparedInputs:
     """Select, convert and grid-check the model's inputs; stack them into a ``channel`` dim.
 
-    Never modifies ``ds``. All missing variables and all unit problems are reported together.
+    Never modifies ``ds``. All missing variables and all unit problems are reported together
+    (see :func:`xsfm.cf.prepare_inputs`). Grid-agnostic models (``any_variables`` cards, such as
+    ``interpolation``) take every variable on the dataset's spatial grid, units unchanged.
     """
-    from xsfm import cf, units
+    from xsfm import cf
 
     card = model.card
-    notes: list[str] = []
     if card.extra.get("any_variables"):
-        fields = cf.spatial_data_vars(ds)
+        grid = cf.find_spatial_grid(ds)
+        names = [
+            name for name, da in ds.data_vars.items() if {grid.y_dim, grid.x_dim} <= set(da.dims)
+        ]
+        if not names:
+            raise InputError(
+                f"no data variable of the input lies on its spatial grid {grid.dims}; "
+                f"model {card.name!r} needs at least one (y, x) field"
+            )
+        fields = {str(n): cf.standardise_grid(ds[n], name=n) for n in names}
+        notes: list[str] = []
         output_specs = [
-            {
-                "name": name,
-                **{k: da.attrs[k] for k in ("standard_name", "units", "long_name") if k in da.attrs},
-            }
+            {"name": name, **{k: da.attrs[k] for k in _ATTRS if k in da.attrs}}
             for name, da in fields.items()
         ]
     else:
-        fields = cf.select_inputs(ds, card.inputs, variables=variables)
-        fields = units.convert_all(fields, {spec["name"]: spec["units"] for spec in card.inputs})
+        prepared = cf.prepare_inputs(
+            ds, card.inputs, card.grids["coarse"], variables=variables, regrid=regrid
+        )
+        fields, notes = prepared.arrays, prepared.notes
         output_specs = list(card.outputs)
-    for name, da in fields.items():
-        cf.check_values(da, name)
     grid = cf.find_spatial_grid(next(iter(fields.values())))
-    fields = {name: cf.standardise_grid(da, grid) for name, da in fields.items()}
-    grid = cf.find_spatial_grid(next(iter(fields.values())))
-    coarse_spec = card.grids.get("coarse")
-    if coarse_spec is not None:
-        matched = {}
-        for name, da in fields.items():
-            matched[name], note = cf.match_grid(da, coarse_spec, regrid=regrid, name=name)
-            if note and note not in notes:
-                notes.append(note)
-        fields = matched
-        grid = cf.find_spatial_grid(next(iter(fields.values())))
     names = list(fields)
     arrays = xr.broadcast(*[fields[n].drop_attrs(deep=False) for n in names])
     data = xr.concat(arrays, dim="channel", coords="minimal", compat="override", join="exact")
     data = data.assign_coords(channel=names)
     sample_dims = [d for d in data.dims if d not in ("channel", grid.y_dim, grid.x_dim)]
     data = data.transpose(*sample_dims, "channel", grid.y_dim, grid.x_dim)
-    return PreparedInputs(data, grid, sample_dims, notes, output_specs)
+    return PreparedInputs(data, grid, [str(d) for d in sample_dims], notes, output_specs)
 
 
 def _fine_axes(model: Model, prepared: PreparedInputs) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
     """Coordinates of the fine grid: from the card, or refined from the input's grid."""
+    from xsfm.cf import grid_spec_coords
+
     fine = model.card.grids.get("fine", {})
     grid = prepared.grid
     if fine.get("rule") == "factor":
         factor = int(model.card.network.get("factor", fine.get("factor", 4)))
-        axes = {}
-        for dim in (grid.y_dim, grid.x_dim):
-            coord = prepared.data.coords.get(dim)
-            if coord is None or coord.ndim != 1:
-                values = np.arange(prepared.data.sizes[dim], dtype=np.float64)
-                attrs: dict[str, Any] = {}
-            else:
-                values, attrs = np.asarray(coord.values, dtype=np.float64), dict(coord.attrs)
-            step = float(values[1] - values[0]) if values.size > 1 else 1.0
-            spec = refine_axis({"start": float(values[0]), "step": step, "size": values.size}, factor)
-            axes[dim] = (axis_values(spec), attrs)
-        return axes
-    return {dim: (axis_values(spec), dict(spec.get("attrs", {}))) for dim, spec in fine["coords"].items()}
+        return {
+            str(dim): refine_coord(prepared.data.coords.get(dim), prepared.data.sizes[dim], factor)
+            for dim in (grid.y_dim, grid.x_dim)
+        }
+    return {name: (c.values, dict(c.attrs)) for name, c in grid_spec_coords(fine).items()}
 
 
 def assemble_output(
@@ -192,9 +185,12 @@ def assemble_output(
 
 
 def _resolve_device(device: str | None, data: xr.DataArray) -> str:
+    """``auto`` picks CUDA for cupy-backed input or when a GPU is present, else the CPU."""
     from xsfm.backend import resolve_device
 
-    return str(resolve_device(device if device is not None else "auto", like=data.data))
+    if device in (None, "auto") and type(data.data).__module__.startswith("cupy"):
+        return "cuda"
+    return str(resolve_device(device if device is not None else "auto"))
 
 
 def _run_chunk(
@@ -305,10 +301,8 @@ def downscale(
     prepared = prepare_inputs(ds, m, variables=variables, regrid=regrid)
     data = prepared.data
     grid = prepared.grid
-    sample_shape_in = (data.sizes[grid.y_dim], data.sizes[grid.x_dim])
     fine_axes = _fine_axes(m, prepared)
     fine_shape = tuple(len(v) for v, _ in fine_axes.values())
-    del sample_shape_in
     dev = _resolve_device(device, data)
     from xsfm.parallel import map_samples
 

@@ -29,7 +29,8 @@ _lock = threading.Lock()
 
 def cached_network(model: Model, device: str) -> torch.nn.Module:
     """The model's network on ``device``, built once per process (thread-safe)."""
-    key = (model.name, str(model.path), model.card.weights_sha256 or "", device)
+    where = str(model.path) if model.path is not None else f"in-memory:{id(model)}"
+    key = (model.name, where, model.card.weights_sha256 or "", device)
     with _lock:
         if key not in _cache:
             _cache[key] = model.network(device)

@@ -119,6 +119,7 @@ _DEFAULTS: dict[str, Any] = {
     },
     "encoder": {"kind": "conv1x1"},
     "condition_on_input": False,
+    "encoder_flow_grad": True,
     "lambda_reg": 0.25,
     "sigma_z_init": 1.0,
     "sigma_z_floor": 0.05,
@@ -668,7 +669,7 @@ class SFMDownscaler(Downscaler):
         reg = (x - mu).pow(2).mean()
         if two_stage and self.stage == 1:
             return reg, {"loss": _item(reg), "reg": _item(reg)}
-        if two_stage:
+        if two_stage or not self._config["encoder_flow_grad"]:
             mu = mu.detach()
         sigma, eps = noise["sigma"], noise["eps"]
         z = mu + self.sigma_z[None, :, None, None] * eps

@@ -350,7 +350,7 @@ def train_downscaler(
         module.set_normalisation(**stats)
 
     device = next(iter(module.parameters())).device
-    params = [p for p in module.parameters()]
+    params = list(module.parameters())
     names = [k for k, _ in module.named_parameters()]
     optimizer = torch.optim.Adam(params, lr=lr)
     ema = {k: p.detach().clone() for k, p in module.named_parameters()} if ema_decay > 0 else {}
