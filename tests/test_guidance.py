@@ -1,14 +1,15 @@
 """Guided Euler-Maruyama sampler on a linear-Gaussian chain whose exact drift is known.
 
-Chain: x1 = a x0 + c xi (componentwise), x0 known. Given x0, I_s = (1-s) x0 + s^2 x1 + eps (1-s) sqrt(s) z
-and R_s = -x0 + 2 s x1 - eps sqrt(s) z are jointly Gaussian, so the drift b(x, s) = E[R_s | I_s = x] is
+Chain: x1 = a x0 + c xi (componentwise), x0 known. Given x0, the interpolant
+I_s = (1-s) x0 + s^2 x1 + eps (1-s) sqrt(s) z and the target R_s = -x0 + 2 s x1 - eps sqrt(s) z are
+jointly Gaussian, so the drift b(x, s) = E[R_s | I_s = x] is
 
     b(x, s) = m_R(s) + k(s) (x - m_I(s)),
     m_I = (1-s) x0 + s^2 a x0,  m_R = -x0 + 2 s a x0,
     k(s) = Cov(R, I) / Var(I) = (2 s^3 c^2 - eps^2 s (1-s)) / (s^4 c^2 + eps^2 s (1-s)^2)
-         = (2 s^2 c^2 - eps^2 (1-s)) / (s^3 c^2 + eps^2 (1-s)^2)     (finite at s = 0: k = -1).
+         = (2 s^2 c^2 - eps^2 (1-s)) / (s^3 c^2 + eps^2 (1-s)^2)   (finite at s = 0: k = -1).
 
-(test_interpolants checks this slope by regression.) The SDE with that drift transports x0 to the law
+(test_interpolants checks this slope by regression.) The SDE with that drift takes x0 to the law
 N(a x0, c^2) of x1.
 """
 
@@ -142,8 +143,8 @@ def test_guidance_moves_mean_toward_kalman_posterior(options):
 
 
 def test_guidance_near_kalman_posterior_at_tuned_zeta():
-    # with zeta chosen for this setting (see the kappa measurement in the guidance docs) the guided law
-    # is close to the Kalman posterior in mean and spread
+    # with zeta chosen for this setting (see the kappa measurement in the guidance docs) the guided
+    # law is close to the Kalman posterior in mean and spread
     n, a, c, gamma, y_value = 2000, 0.8, 0.5, 0.25, 2.0
     x0 = torch.ones(n, 1)
     post_mean, post_var = _kalman(a, c, 1.0, y_value, gamma)

@@ -20,9 +20,9 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 def test_schedules():
-    assert alpha(0.0) == 1 and alpha(1.0) == 0
-    assert beta(0.0) == 0 and beta(1.0) == 1
-    assert sigma(0.0) == 1 and sigma(1.0) == 0
+    assert (alpha(0.0), alpha(1.0)) == (1, 0)
+    assert (beta(0.0), beta(1.0)) == (0, 1)
+    assert (sigma(0.0), sigma(1.0)) == (1, 0)
     assert sigma(0.5, eps=2.0) == 1.0
 
 
@@ -71,8 +71,8 @@ def _exact_gain(s: float, c: float, eps: float = 1.0) -> float:
 
 @pytest.mark.parametrize("s", [0.1, 0.5, 0.9])
 def test_conditional_expectation_of_target_linear_gaussian(s):
-    # regress R_s on I_s over samples of the chain x1 = a x0 + c xi: slope and intercept must match the
-    # closed-form drift used by the sampler tests
+    # regress R_s on I_s over samples of the chain x1 = a x0 + c xi: slope and intercept must match
+    # the closed-form drift used by the sampler tests
     a, c, x0v = 0.8, 0.5, 1.0
     n = 400_000
     g = _gen(3)

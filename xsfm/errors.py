@@ -30,19 +30,25 @@ class InputError(ValueError):
 
 
 class InputErrors(ExceptionGroup, ValueError):  # type: ignore[misc]
-    """Several input problems found by one call, reported at once."""
+    """Several input problems found by one call, reported at once.
+
+    The message lists every problem (one line each), so ``str(err)``, tracebacks and
+    ``pytest.raises(match=...)`` all show them; ``err.exceptions`` holds them one by one.
+    """
 
     def __new__(cls, message: str, exceptions: Sequence[Exception]) -> InputErrors:
-        self = super().__new__(cls, message, exceptions)
-        return self
+        header = message.split("\n", 1)[0]
+        full = "\n".join([header, *(f"  - {exc}" for exc in exceptions)])
+        return super().__new__(cls, full, exceptions)
+
+    def __init__(self, message: str, exceptions: Sequence[Exception]) -> None:
+        super().__init__(self.message, exceptions)
 
     def derive(self, excs: Sequence[Exception]) -> InputErrors:  # noqa: D102
         return InputErrors(self.message, excs)
 
     def __str__(self) -> str:
-        lines = [self.message]
-        lines += [f"  - {exc}" for exc in self.exceptions]
-        return "\n".join(lines)
+        return self.message
 
 
 def raise_all(problems: Sequence[Exception], context: str) -> None:

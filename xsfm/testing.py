@@ -512,7 +512,7 @@ def _deep_equal(a: Any, b: Any) -> bool:
         a_arr, b_arr = np.asarray(a), np.asarray(b)
         if a_arr.dtype != b_arr.dtype or a_arr.shape != b_arr.shape:
             return False
-        if a_arr.dtype.kind in "fc":
+        if a_arr.dtype.kind in "fcmM":
             return bool(np.array_equal(a_arr, b_arr, equal_nan=True))
         return bool(np.array_equal(a_arr, b_arr))
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):

@@ -243,6 +243,11 @@ class KolmogorovSolver:
         else:
             self._forcing = None
         self._buffers: dict[tuple[int, ...], torch.Tensor] = {}
+        # (u + i v, omega_x + i omega_y) and (u - i v, omega_x - i omega_y) from omega, half plane
+        self._plus_ops = torch.stack([self._u_op + 1j * self._v_op, self._ikx + 1j * self._iky])
+        self._minus_ops = torch.stack([self._u_op - 1j * self._v_op, self._ikx - 1j * self._iky])
+        # compact row of -m_y for each compact row m_y
+        self._reflect = (-torch.arange(2 * k_max + 1)) % (2 * k_max + 1)
         #: batch elements advanced together by :meth:`advance` (small batches run faster per sample)
         self.chunk_size = max(8, 2**17 // self.size**2)
         self._factor_step: float | None = None
@@ -311,24 +316,35 @@ class KolmogorovSolver:
             buf = self._buffers[shape] = torch.zeros(shape, dtype=dtype, device=self.device)
         return buf
 
-    def tendency(self, state: torch.Tensor) -> torch.Tensor:
-        """Non-linear part ``N = -div(u omega) + f`` of the right-hand side, in spectral space."""
+    def _pairs_to_physical(self, plus: torch.Tensor, minus: torch.Tensor) -> torch.Tensor:
+        """Complex fields ``A + i B`` on the grid from ``plus = a + i b`` and ``minus = a - i b``, where
+        ``a``, ``b`` are the half-plane spectra of the real fields ``A``, ``B`` (one complex FFT).
+
+        The full-plane spectrum of ``A + i B`` is ``a + i b`` for ``m_x >= 0`` and, by the Hermitian
+        symmetry of real fields, ``conj(a - i b)`` at ``-m`` for ``m_x < 0``.
+        """
         n, k_max = self.size, self.max_mode
-        top, bottom = slice(0, k_max + 1), slice(n - k_max, n)
-        state_top, state_bottom = state[..., top, :], state[..., k_max + 1 :, :]
-        buf = self._buffer((*state.shape[:-2], 3, n, k_max + 1), state.dtype)
-        for i, op in enumerate((self._u_op, self._v_op)):
-            torch.mul(op[top], state_top, out=buf[..., i, top, :])
-            torch.mul(op[k_max + 1 :], state_bottom, out=buf[..., i, bottom, :])
-        buf[..., 2, top, :] = state_top
-        buf[..., 2, bottom, :] = state_bottom
-        fields = torch.fft.irfft(torch.fft.ifft(buf, dim=-2), n=n, dim=-1)  # u, v, omega
-        products = fields[..., :2, :, :].mul_(fields[..., 2:, :, :])  # u omega, v omega
-        flux = torch.fft.fft(torch.fft.rfft(products, dim=-1)[..., : k_max + 1], dim=-2)
-        flux = torch.cat([flux[..., top, :], flux[..., bottom, :]], dim=-2)
-        out = self._ikx * flux[..., 0, :, :]
-        out += self._iky * flux[..., 1, :, :]
-        out.neg_()
+        neg = torch.conj(minus.index_select(-2, self._reflect)[..., 1:].flip(-1))
+        buf = self._buffer((*plus.shape[:-2], n, n), plus.dtype)
+        buf[..., : k_max + 1, : k_max + 1] = plus[..., : k_max + 1, :]
+        buf[..., n - k_max :, : k_max + 1] = plus[..., k_max + 1 :, :]
+        buf[..., : k_max + 1, n - k_max :] = neg[..., : k_max + 1, :]
+        buf[..., n - k_max :, n - k_max :] = neg[..., k_max + 1 :, :]
+        return torch.fft.ifft2(buf)
+
+    def tendency(self, state: torch.Tensor) -> torch.Tensor:
+        """Non-linear part ``N = -u . grad(omega) + f`` of the right-hand side, in spectral space.
+
+        ``u + i v`` and ``omega_x + i omega_y`` come from one batched complex inverse FFT, and
+        ``u omega_x + v omega_y = Re((u + i v) conj(omega_x + i omega_y))``. The product is exact on the
+        grid for the retained modes (2/3 rule), so this equals the conservative form ``div(u omega)``
+        truncated to the retained modes.
+        """
+        s = state.unsqueeze(-3)
+        fields = self._pairs_to_physical(self._plus_ops * s, self._minus_ops * s)
+        velocity, gradient = fields.unbind(-3)
+        advection = torch.real(velocity * gradient.conj())
+        out = self.to_spectral(advection).neg_()
         if self._forcing is not None:
             out += self._forcing
         return out

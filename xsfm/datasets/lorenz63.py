@@ -7,7 +7,8 @@ steps onto the attractor. The observation at each time ``1..steps`` is ``y = arc
 0.25^2)``, i.e. the arctangent of the normalised first component (normalisation mean ``(0, 0, 25)``,
 std ``(8, 9, 8.6)``).
 
-All randomness comes from per-trajectory streams of :mod:`xsfm.sampling.rng`: stream
+All randomness comes from per-trajectory streams of :mod:`xsfm.sampling.rng`, drawn in fixed blocks
+of steps (so a run with more steps extends the same trajectories): stream
 ``(seed, trajectory, 0)`` draws the initial condition, ``(seed, trajectory, 1)`` the model noise and
 ``(seed, trajectory, 2)`` the observation noise, so trajectory ``i`` is the same whatever the number
 of trajectories asked for.
@@ -84,6 +85,28 @@ def rk4_step(x: Array, dt: float = 0.025, **params: float) -> Array:
     return x + (dt / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
+def _rk4_components(
+    u: np.ndarray, v: np.ndarray, w: np.ndarray, dt: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RK4 step on the three components held as separate arrays (the simulator's fast path)."""
+    s, r, b = LORENZ63_PARAMETERS["sigma"], LORENZ63_PARAMETERS["rho"], LORENZ63_PARAMETERS["beta"]
+
+    def rhs(a: np.ndarray, c: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, ...]:
+        return s * (c - a), a * (r - e) - c, a * c - b * e
+
+    h = 0.5 * dt
+    k1 = rhs(u, v, w)
+    k2 = rhs(u + h * k1[0], v + h * k1[1], w + h * k1[2])
+    k3 = rhs(u + h * k2[0], v + h * k2[1], w + h * k2[2])
+    k4 = rhs(u + dt * k3[0], v + dt * k3[1], w + dt * k3[2])
+    f = dt / 6.0
+    return (
+        u + f * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]),
+        v + f * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1]),
+        w + f * (k1[2] + 2 * k2[2] + 2 * k3[2] + k4[2]),
+    )
+
+
 def noisy_rk4_step(x: Array, noise: Array, dt: float = 0.025, noise_var: float = 0.025) -> Array:
     """The stochastic transition ``x' = RK4(x) + sqrt(noise_var) * noise`` with ``noise ~ N(0, I)``.
 
@@ -127,6 +150,17 @@ def lorenz63_operator(obs_std: float = 0.25) -> Elementwise:
     )
 
 
+_BLOCK = 256
+
+
+def _blocked_randn(
+    g: torch.Generator, n: int, shape: tuple[int, ...], dtype: torch.dtype
+) -> torch.Tensor:
+    """``n`` draws of ``shape`` in fixed blocks: a shorter run is a prefix of a longer one."""
+    blocks = [torch.randn(_BLOCK, *shape, generator=g, dtype=dtype) for _ in range(-(-n // _BLOCK))]
+    return torch.cat(blocks)[:n] if blocks else torch.empty(0, *shape, dtype=dtype)
+
+
 def simulate(
     trajectories: int,
     steps: int,
@@ -154,18 +188,22 @@ def simulate(
     std = torch.tensor(LORENZ63_STD, dtype=dtype)
     total = int(burn_in) + int(steps)
     x = mean + std * torch.stack([torch.randn(3, generator=g, dtype=dtype) for g in init_g])
-    noise = torch.stack([torch.randn(total, 3, generator=g, dtype=dtype) for g in model_g])
-    scale = math.sqrt(noise_var)
-    out = torch.empty(len(index), int(steps) + 1, 3, dtype=dtype)
+    noise = torch.stack([_blocked_randn(g, total, (3,), dtype) for g in model_g])
+    # integrate in NumPy with components as rows (3 contiguous arrays): ~3x faster than [n, 3] torch
+    scaled = np.ascontiguousarray(math.sqrt(noise_var) * noise.numpy().transpose(1, 2, 0))
+    u, v, w = (np.array(c) for c in x.numpy().T)
+    out = np.empty((int(steps) + 1, 3, len(index)))
     for k in range(total):
         if k >= int(burn_in):
-            out[:, k - int(burn_in)] = x
-        x = rk4_step(x, dt) + scale * noise[:, k]
-    out[:, -1] = x
+            out[k - int(burn_in)] = (u, v, w)
+        u, v, w = _rk4_components(u, v, w, dt)
+        u, v, w = u + scaled[k, 0], v + scaled[k, 1], w + scaled[k, 2]
+    out[-1] = (u, v, w)
+    states = torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
     operator = lorenz63_operator(obs_std)
-    eta = torch.stack([torch.randn(int(steps), generator=g, dtype=dtype) for g in obs_g])
-    obs = operator(out[:, 1:]) + obs_std * eta
-    return out, obs
+    eta = torch.stack([_blocked_randn(g, int(steps), (), dtype) for g in obs_g])
+    obs = operator(states[:, 1:]) + obs_std * eta
+    return states, obs
 
 
 def lorenz63(

@@ -23,7 +23,7 @@ __all__ = ["Conv1x1Encoder", "UNetEncoder", "build_encoder"]
 
 
 class Conv1x1Encoder(nn.Module):
-    """Per-pixel linear map ``[B, Cin, H, W] -> [B, Cout, H, W]``.
+    """Per-pixel linear map ``[B, Cin, H, W] -> [B, Cout, H, W]``, starting at zero.
 
     Examples
     --------
@@ -40,8 +40,14 @@ class Conv1x1Encoder(nn.Module):
             "out_channels": int(out_channels),
             "seed": int(seed),
         }
+        # Zero start: E(y) = 0 (the normalised climatology) until the regression has learned;
+        # a linear least-squares problem needs no symmetry breaking.
         self.conv = Conv2d(
-            in_channels, out_channels, 1, generator=torch.Generator().manual_seed(int(seed))
+            in_channels,
+            out_channels,
+            1,
+            init_weight=0.0,
+            generator=torch.Generator().manual_seed(int(seed)),
         )
 
     @property
