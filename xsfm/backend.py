@@ -216,8 +216,9 @@ def to_torch(
             "first, e.g. .astype('float32')"
         )
     array = _native(array)
-    if not array.flags.c_contiguous:
-        array = np.ascontiguousarray(array)
+    # numpy calls size-1 dims contiguous whatever their (possibly negative) stride; torch does not
+    if not array.flags.c_contiguous or any(stride < 0 for stride in array.strides):
+        array = np.array(array, order="C", copy=True)
     if not array.flags.writeable:
         converts = dev.type != "cpu" or (tdtype is not None and tdtype != _torch_dtype(array.dtype))
         if readonly == "share" or converts:

@@ -183,7 +183,7 @@ class SpatialGrid:
         def axis(name: Hashable | None, values: np.ndarray | None, step: float | None) -> str:
             if values is None or values.size == 0:
                 return f"{name}: no coordinate"
-            return f"{name}: {values[0]:g}..{values[-1]:g} step {step if step else 0:g}"
+            return f"{name}: {values[0]}..{values[-1]} step {step}"
 
         return (
             f"SpatialGrid({self.kind}, dims={self.dims}, sizes={dict(self.sizes)}, "
@@ -767,19 +767,13 @@ def longitude_convention(spec: Mapping[str, Any] | None) -> LongitudeConvention 
 
 
 def _wrap(values: Any, convention: LongitudeConvention | None) -> Any:
-    if convention == "0..360":
-        return (
-            xr.where(values < 0, values + 360.0, values)
-            if isinstance(values, xr.DataArray)
-            else np.where(values < 0, values + 360.0, values)
-        )
-    if convention == "-180..180":
-        return (
-            xr.where(values >= 180.0, values - 360.0, values)
-            if isinstance(values, xr.DataArray)
-            else np.where(values >= 180.0, values - 360.0, values)
-        )
-    return values
+    """Put longitudes into [0, 360) or [-180, 180), adding or subtracting 360 (exact)."""
+    if convention is None:
+        return values
+    lo = 0.0 if convention == "0..360" else -180.0
+    where = xr.where if isinstance(values, xr.DataArray) else np.where
+    shifted = where(values < lo, values + 360.0, values)
+    return where(shifted >= lo + 360.0, shifted - 360.0, shifted)
 
 
 def _order(values: np.ndarray, was_monotonic: bool) -> np.ndarray | str | None:
@@ -936,9 +930,7 @@ def standardise_grid(
 
     if da.dtype.kind in "fc" and not allow_nonfinite and da.size:
         data = da.variable._data
-        if _is_dask(data):
-            pass
-        elif not problems:
+        if not _is_dask(data):  # dask: checked per chunk below, when computed
             try:
                 check_finite(_magnitude(da.data), label)
             except InvalidValuesError as err:

@@ -22,7 +22,13 @@ EDM preconditioning (:func:`xsfm.sampling.paths.precondition`, ``sigma_data = 0.
     w(sigma) = (sigma^2 + 0.25) / (0.25 sigma^2),  lambda = 0.25 (``lambda_reg``)
 
 averaged over channels and pixels, then over the batch; encoder and flow network are optimised
-jointly (the flow term's gradient reaches ``E`` through ``z``). ``sigma ~ U(sigma_min_train, 1)``
+jointly, by one optimiser, in every step. By default the flow term's gradient does **not** reach
+``E`` through ``z`` (``encoder_flow_grad=False``): ``E`` is then trained by the regression term
+alone and stays the conditional-mean regressor whose RMSE is the ML estimate of ``sigma_z``. The
+released code lets that gradient through (``encoder_flow_grad=True``); on synthetic pairs
+``x = a y + noise`` it inflates ``E`` (a larger ``E`` raises the signal-to-noise ratio of
+``z = E(y) + sigma_z eps``), and ``sigma_z`` settled about 80 % above the true noise level in our
+measurement, against 0.1 % with the default. ``sigma ~ U(sigma_min_train, 1)``
 with ``sigma_min_train = 1e-3`` rather than ``U(0, 1)``: at ``sigma = 0`` the weight and
 ``c_noise = ln(sigma)/4`` are infinite, while under the preconditioning ``w |D - x|^2`` stays
 bounded, so removing the first thousandth of the interval avoids ``inf * 0`` at negligible cost.
@@ -119,7 +125,7 @@ _DEFAULTS: dict[str, Any] = {
     },
     "encoder": {"kind": "conv1x1"},
     "condition_on_input": False,
-    "encoder_flow_grad": True,
+    "encoder_flow_grad": False,
     "lambda_reg": 0.25,
     "sigma_z_init": 1.0,
     "sigma_z_floor": 0.05,

@@ -40,6 +40,23 @@ evaluation per step; the released code evaluates the second drift at :math:`X_s`
 :math:`\varepsilon(2/3 - \sqrt s + s^{3/2}/3)` (see
 :func:`~xsfm.sampling.interpolants.endpoint_std`).
 
+Choice of :math:`\kappa` (default ``"exact"``), measured on a linear-Gaussian chain with its exact
+drift, guided by ``y = x_1 + N(0, 0.25^2)`` (J = 21, N = 500, softmax weights, 1000 streams, zeta
+scanned on a factor-sqrt(2) grid; the figure is the smallest 2-Wasserstein distance between the
+sampled law and the Kalman posterior over zeta):
+
+========================================  ==========  ==========  =======
+setting (c: transition std, y offset)     ``exact``   ``code``    jensen
+========================================  ==========  ==========  =======
+c = 0.5, y 1.0 sd from the prior mean     0.050       0.027       0.020
+c = 0.5, y 2.5 sd from the prior mean     0.061       0.099       0.099
+c = 1.0, y 1.5 sd from the prior mean     0.085       0.097       0.094
+========================================  ==========  ==========  =======
+
+The exact standard deviation is better where the observation is surprising (the case guidance is
+for) and it is the one derived from the SDE, so it is the default; ``"code"`` reproduces the
+released implementation.
+
 Weight collapse: when the effective sample size :math:`1/\sum_j w_j^2` of the softmax weights falls
 below ``ess_threshold * J`` the draws are resampled (systematic resampling with one uniform per step
 from the stream's generator) and weighted equally. ``estimator="dps"`` plugs in the conditional mean
@@ -328,10 +345,9 @@ def _misfit(
     r = torch.where(
         torch.isnan(target), torch.zeros_like(r), r
     )  # missing observations do not guide
+    sq = r.pow(2).reshape(r.shape[0], r.shape[1], -1).sum(-1)  # [B, J]
     if guidance.weighting == "mean-residual":
-        sq = r.pow(2).flatten(1).sum(1, keepdim=True)
-    else:
-        sq = r.pow(2).flatten(2).sum(2)
+        sq = sq.sum(1, keepdim=True)
     if guidance.norm == "squared":
         return 0.5 * sq
     return 0.5 * torch.sqrt(sq + 1e-12)

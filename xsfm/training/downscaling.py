@@ -5,8 +5,9 @@
 
 * a train/validation split drawn from the seed; per-channel normalisation statistics of the training
   split (:func:`normalisation_stats`) written into the module's buffers;
-* Adam, gradient-norm clipping, an exponential moving average (EMA) of the weights with the usual
-  warm-up ``decay_t = min(decay, (1 + t) / (10 + t))``; the returned module holds the EMA weights;
+* Adam with a cosine learning-rate decay (or constant), gradient-norm clipping, an exponential
+  moving average (EMA) of the weights with the usual warm-up
+  ``decay_t = min(decay, (1 + t) / (10 + t))``; the returned module holds the EMA weights;
 * for methods with adaptive ``sigma_z``: every ``sigma_z_every`` steps the encoder's per-channel
   RMSE on the validation split is passed to ``module.update_sigma_z``;
 * two-stage methods (``sfm-two-stage``, ``corrdiff``): stage 1 (encoder) for the first
@@ -45,6 +46,7 @@ _CHECKPOINT_FORMAT = "xsfm-train-checkpoint-1"
 _SETTINGS_THAT_MUST_MATCH = (
     "batch_size",
     "lr",
+    "lr_schedule",
     "val_fraction",
     "ema_decay",
     "grad_clip",
@@ -131,6 +133,14 @@ def _stream(seed: int, purpose: int) -> torch.Generator:
 
 def _ema_decay(decay: float, step: int) -> float:
     return min(decay, (1 + step) / (10 + step))
+
+
+def _lr_at(lr: float, schedule: str, step: int, steps: int, switch: int) -> float:
+    if schedule == "constant":
+        return lr
+    begin, end = (0, switch) if step < switch else (switch, steps)
+    frac = (step - begin) / max(1, end - begin)
+    return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def _val_rmse(
@@ -231,6 +241,7 @@ def train_downscaler(
     steps: int = 1000,
     batch_size: int = 16,
     lr: float = 1e-3,
+    lr_schedule: str = "cosine",
     val_fraction: float = 0.1,
     ema_decay: float = 0.999,
     grad_clip: float | None = 1.0,
@@ -258,7 +269,10 @@ def train_downscaler(
     batch_size
         Pairs per step (drawn with replacement from the training split).
     lr
-        Adam learning rate.
+        Adam learning rate (the peak of the schedule).
+    lr_schedule
+        ``"cosine"``: decay from ``lr`` to ``lr / 100`` over the run (restarted at the stage switch
+        of two-stage methods); ``"constant"``.
     val_fraction
         Share of pairs held out (for the ``sigma_z`` estimate); at least one when positive.
     ema_decay
@@ -324,6 +338,8 @@ def train_downscaler(
         raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps} and {batch_size}")
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}")
     if checkpoint_every is not None and checkpoint_path is None:
         raise ValueError("checkpoint_every needs a checkpoint_path")
     adaptive = module.adaptive_sigma_z
@@ -358,6 +374,7 @@ def train_downscaler(
     settings = {
         "batch_size": int(batch_size),
         "lr": float(lr),
+        "lr_schedule": lr_schedule,
         "val_fraction": float(val_fraction),
         "ema_decay": float(ema_decay),
         "grad_clip": float(grad_clip or 0.0),
@@ -418,6 +435,8 @@ def train_downscaler(
         for step in range(start, steps):
             if two_stage:
                 module.set_stage(1 if step < switch else 2)
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(lr, lr_schedule, step, steps, switch if two_stage else 0)
             idx = torch.randint(coarse_tr.shape[0], (batch_size,), generator=g_batch)
             c = coarse_tr[idx].to(device)
             f = fine_tr[idx].to(device)
