@@ -131,3 +131,16 @@ def test_encoders() -> None:
     assert build_encoder(unet_enc.config).config == unet_enc.config
     with pytest.raises(ValueError, match="encoder kind"):
         build_encoder({"kind": "transformer", "in_channels": 1, "out_channels": 1})
+
+
+def test_unet_patch_space_to_depth_shapes_and_locality():
+    from xsfm.nn.unet import UNet
+
+    net = UNet(1, 2, cond_channels=1, channels=8, channel_mult=(1, 2), patch=4, seed=0)
+    x, cond = torch.zeros(2, 1, 64, 64), torch.zeros(2, 1, 64, 64)
+    assert net(x, torch.zeros(2), cond).shape == (2, 2, 64, 64)
+    # a grid that is not a multiple of patch * 2**(levels-1) is padded and cropped back
+    assert net(torch.zeros(1, 1, 20, 36), torch.zeros(1), torch.zeros(1, 1, 20, 36)).shape == (1, 2, 20, 36)
+    assert UNet.from_config(net.config).config == net.config
+    with pytest.raises(ValueError, match="patch"):
+        UNet(1, 1, patch=0)

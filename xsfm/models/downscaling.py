@@ -122,6 +122,7 @@ _DEFAULTS: dict[str, Any] = {
         "embedding": "fourier",
         "emb_mult": 4,
         "grid": "none",
+        "patch": 1,
     },
     "encoder": {"kind": "conv1x1"},
     "condition_on_input": False,

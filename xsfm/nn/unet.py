@@ -258,6 +258,11 @@ class UNet(nn.Module):
         Width of the embedding MLP as a multiple of ``channels``.
     grid
         Position channels made inside: ``"none"``, ``"periodic"`` or ``"linear"``.
+    patch
+        Space-to-depth factor: the network works on ``H/patch x W/patch`` cells of
+        ``patch x patch`` pixels (``pixel_unshuffle`` in, ``pixel_shuffle`` out). On CPUs the
+        element-wise work (normalisation, activations, padding) of the full-resolution level
+        dominates, so ``patch=2`` is about 3x faster for the same width.
     padding_mode
         Convolution padding: ``"zeros"`` or ``"circular"`` (periodic domains), ``"reflect"``,
         ``"replicate"``.
@@ -290,6 +295,7 @@ class UNet(nn.Module):
         embedding: str = "fourier",
         emb_mult: int = 4,
         grid: str = "none",
+        patch: int = 1,
         padding_mode: str = "zeros",
         seed: int = 0,
         generator: torch.Generator | None = None,
@@ -313,6 +319,7 @@ class UNet(nn.Module):
             "embedding": embedding,
             "emb_mult": int(emb_mult),
             "grid": grid,
+            "patch": int(patch),
             "padding_mode": padding_mode,
             "seed": int(seed),
         }
@@ -322,6 +329,9 @@ class UNet(nn.Module):
         self.cond_channels = cond_channels
         self.padding_mode = padding_mode
         self.levels = len(channel_mult)
+        if int(patch) < 1:
+            raise ValueError(f"patch must be a positive integer, got {patch!r}")
+        self.patch = int(patch)
         emb_ch = channels * emb_mult if embedding != "none" else 0
         if embedding == "fourier":
             self.map_noise: nn.Module | None = FourierEmbedding(channels, generator=generator)
@@ -336,7 +346,7 @@ class UNet(nn.Module):
             self.map_layer0 = self.map_layer1 = None
 
         block_kw = {"num_heads": num_heads, "padding_mode": padding_mode, "generator": generator}
-        total_in = in_channels + cond_channels + num_grid_channels(grid)
+        total_in = (in_channels + cond_channels + num_grid_channels(grid)) * self.patch**2
         self.conv_in = Conv2d(
             total_in, channels * channel_mult[0], 3, padding_mode=padding_mode, generator=generator
         )
@@ -379,7 +389,7 @@ class UNet(nn.Module):
                 cur = finer
         self.norm_out = group_norm(cur)
         self.conv_out = Conv2d(
-            cur, out_channels, 3, padding_mode=padding_mode, init_weight=1e-5, generator=generator
+            cur, out_channels * self.patch**2, 3, padding_mode=padding_mode, init_weight=1e-5, generator=generator
         )
 
     @property
@@ -422,11 +432,13 @@ class UNet(nn.Module):
         if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1:
             h = h.contiguous(memory_format=torch.channels_last)
 
-        multiple = 2 ** (self.levels - 1)
+        multiple = self.patch * 2 ** (self.levels - 1)
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
         if pad_h or pad_w:
             mode = "circular" if self.padding_mode == "circular" else "replicate"
             h = F.pad(h, (0, pad_w, 0, pad_h), mode=mode)
+        if self.patch > 1:
+            h = F.pixel_unshuffle(h, self.patch)
 
         emb = None
         if self.map_noise is not None:
@@ -451,6 +463,8 @@ class UNet(nn.Module):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = block(h, emb)
         out = self.conv_out(F.silu(self.norm_out(h)))
+        if self.patch > 1:
+            out = F.pixel_shuffle(out, self.patch)
         if pad_h or pad_w:
             out = out[:, :, :height, :width]
         return out
