@@ -201,21 +201,21 @@ class Elementwise(Observation):
         self.scale = scale if isinstance(scale, (int, float)) else [float(v) for v in scale]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        axis = self.axis
+        axis: int | None = self.axis if self.axis < 0 else self.axis - x.ndim
         if self.components is None:
             v = x
         elif isinstance(self.components, int):
             v = x.select(axis, self.components)
-            axis = None  # type: ignore[assignment]
+            axis = None
         else:
             index = torch.as_tensor(self.components, device=x.device)
             v = x.index_select(axis, index)
         loc = torch.as_tensor(self.loc, dtype=x.dtype, device=x.device)
         scale = torch.as_tensor(self.scale, dtype=x.dtype, device=x.device)
-        if loc.ndim and axis is not None:
-            loc = loc.reshape(-1, *([1] * (-axis - 1))) if axis < 0 else loc
-        if scale.ndim and axis is not None:
-            scale = scale.reshape(-1, *([1] * (-axis - 1))) if axis < 0 else scale
+        if axis is not None:  # per-component statistics along the component axis
+            trailing = [1] * (-axis - 1)
+            loc = loc.reshape(-1, *trailing) if loc.ndim else loc
+            scale = scale.reshape(-1, *trailing) if scale.ndim else scale
         return _FUNCTIONS[self.function]((v - loc) / scale)
 
     def _params(self) -> dict[str, Any]:

@@ -601,7 +601,10 @@ def _grid_coords(size: int, length: float) -> dict[str, xr.Variable]:
 def _fields(
     vorticity: torch.Tensor, length: float, dims: tuple[str, ...]
 ) -> dict[str, xr.Variable]:
-    u, v = velocity_from_vorticity(vorticity, length)
+    flat = vorticity.reshape(-1, *vorticity.shape[-2:])
+    parts = [velocity_from_vorticity(chunk, length) for chunk in flat.split(256)]  # bounded memory
+    u = torch.cat([p[0] for p in parts]).reshape(vorticity.shape)
+    v = torch.cat([p[1] for p in parts]).reshape(vorticity.shape)
     out = {}
     for name, data in (("vorticity", vorticity), ("u", u), ("v", v)):
         out[name] = xr.Variable(dims, data.cpu().numpy(), dict(_VARIABLE_ATTRS[name]))
@@ -784,27 +787,29 @@ def _pair_fields(
     coarse = KolmogorovSolver(coarse_size, dt=coarse_dt, dtype=dtype, **physics)
     snapshots = math.ceil(samples / trajectories)
     state = _spun_up(solver, trajectories, seed, split, spinup, spinup_size, physics)
-    t_first = spinup + settle
-    targets = [t_first + j * interval for j in range(snapshots)]
-    events: dict[float, list[tuple[str, int, float]]] = {}
+    targets = [spinup + settle + j * interval for j in range(snapshots)]
+    # The truth path visits only ``spinup`` and the targets, whatever ``taus`` are, so the truth
+    # does not depend on them; a start at ``t0 - tau`` between path points branches off the earlier.
+    path = [spinup, *targets]
+    branches: dict[int, list[tuple[float, int, float]]] = {}
     for j, t0 in enumerate(targets):
-        events.setdefault(round(t0, 9), []).append(("truth", j, 0.0))
         for tau in taus:
-            events.setdefault(round(t0 - tau, 9), []).append(("start", j, tau))
-    truth: list[torch.Tensor | None] = [None] * snapshots
+            k = max(i for i, t in enumerate(path) if t <= t0 - tau + 1e-9)
+            branches.setdefault(k, []).append((max(t0 - tau - path[k], 0.0), j, tau))
+    truth: list[torch.Tensor] = []
     starts: dict[float, list[torch.Tensor | None]] = {tau: [None] * snapshots for tau in taus}
-    now = spinup
-    for t in sorted(events):
-        state = solver.advance(state, t - now)
-        now = t
-        field = solver.to_physical(state)
-        for kind, j, tau in events[t]:
-            if kind == "truth":
-                truth[j] = resample(field, fine_size)
-            else:
-                starts[tau][j] = coarse.to_spectral(
-                    resample(field, coarse_size, max_mode=coarse.max_mode)
-                )
+    for k, t in enumerate(path):
+        if k:
+            state = solver.advance(state, t - path[k - 1])
+            truth.append(resample(solver.to_physical(state), fine_size))
+        coarsened: dict[float, torch.Tensor] = {}
+        for offset, j, tau in branches.get(k, []):
+            key = round(offset, 9)
+            if key not in coarsened:
+                branch = solver.advance(state, offset) if key > 0 else state
+                field = resample(solver.to_physical(branch), coarse_size, max_mode=coarse.max_mode)
+                coarsened[key] = coarse.to_spectral(field)
+            starts[tau][j] = coarsened[key]
     fine = torch.cat(truth)[:samples]  # type: ignore[arg-type]
     inputs = {}
     for tau in taus:
@@ -935,6 +940,14 @@ def kolmogorov_pairs(
         ``trajectory(sample)`` and ``time(sample)`` (``t0`` in s); parameters (``tau``, ``seed``,
         ...) in ``attrs``.
 
+    Notes
+    -----
+    Cost is dominated by the ``sim_size`` simulation, about ``samples * interval`` simulated seconds
+    (96 x 96, float32, dt = 0.016 s: ~1 ms per sample and step on one CPU core). The defaults
+    generate 4000 pairs (100 trajectories x 40 snapshots) in about 2.5 minutes on one thread.
+    Consecutive snapshots of one trajectory (0.5 s apart) have vorticity correlation ~0.7 (~0.5 at
+    1 s); pass ``interval=1.0`` for less correlated samples at twice the cost.
+
     Examples
     --------
     >>> coarse, fine = kolmogorov_pairs(tau=0.5, samples=4, sim_size=48, spinup_size=32,
@@ -1058,9 +1071,11 @@ def misalignment_table(
 ) -> xr.Dataset:
     """RMSE between the bilinearly upsampled coarse input and the truth, per lag ``tau``.
 
-    All lags share the same truth samples. ``rmse`` is in s-1 (vorticity), ``relative_rmse`` divides
-    it by the truth's root-mean-square vorticity. The upsampling is periodic bilinear with
-    ``align_corners=False`` (what a model's input interpolation does).
+    All lags share the same truth samples (from ``split="test"``). ``rmse`` is in s-1 (vorticity),
+    ``relative_rmse`` divides it by the truth's root-mean-square vorticity; the upsampling is
+    periodic bilinear with ``align_corners=False`` (what a model's input interpolation does).
+    ``coarse_rmse`` compares the input with the coarsened truth on the coarse grid: zero at
+    ``tau = 0``, it isolates the drift of the coarse simulation.
 
     Examples
     --------
@@ -1092,12 +1107,12 @@ def misalignment_table(
     )
     truth = fine.double()
     scale = float(truth.pow(2).mean().sqrt())
-    rmse = np.array(
-        [
-            float((_bilinear_upsample(inputs[float(t)], fine_size) - truth).pow(2).mean().sqrt())
-            for t in taus
-        ]
-    )
+    coarsened = resample(truth, coarse_size, max_mode=(coarse_size - 1) // 3)
+    rmse, band = [], []
+    for t in taus:
+        field = inputs[float(t)].double()
+        rmse.append(float((_bilinear_upsample(field, fine_size) - truth).pow(2).mean().sqrt()))
+        band.append(float((field - coarsened).pow(2).mean().sqrt()))
     return xr.Dataset(
         {
             "rmse": (
@@ -1107,8 +1122,16 @@ def misalignment_table(
             ),
             "relative_rmse": (
                 "tau",
-                rmse / scale,
+                np.asarray(rmse) / scale,
                 {"long_name": "RMSE / RMS of truth", "units": "1"},
+            ),
+            "coarse_rmse": (
+                "tau",
+                band,
+                {
+                    "long_name": "RMSE of coarse input vs coarsened truth on the coarse grid",
+                    "units": "s-1",
+                },
             ),
         },
         coords={"tau": ("tau", np.asarray(taus, dtype=float), {"long_name": "lag", "units": "s"})},

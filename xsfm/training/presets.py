@@ -39,12 +39,13 @@ KOLMOGOROV_DEFAULTS: dict[str, Any] = {
     "test_samples": 256,
     "example_samples": 8,
     "encoder": "conv1x1",
-    "channels": 32,
-    "channel_mult": [1, 2, 2],
+    "channels": 40,
+    "channel_mult": [1, 2],
+    "patch": 4,
     "condition_on_input": False,
     "batch_size": 16,
     "lr": 2e-3,
-    "steps": 3000,
+    "steps": 800,
     "name": None,
     "cache_dir": ".cache/xsfm",
 }
@@ -108,7 +109,8 @@ def train_kolmogorov(method: str, out: str | Path, *, steps: int | None, seed: i
     coarse, fine = kolmogorov_data(opts["tau"], opts["samples"], "train", seed, opts["cache_dir"])
     data_seconds = time.perf_counter() - start
     network: dict[str, Any] = {
-        "unet": {"channels": opts["channels"], "channel_mult": list(opts["channel_mult"])},
+        "unet": {"channels": opts["channels"], "channel_mult": list(opts["channel_mult"]),
+                 "patch": int(opts["patch"])},
         "encoder": {"kind": opts["encoder"]},
     }
     if method in ("sfm", "sfm-two-stage", "sfm-fixed-sigma"):
