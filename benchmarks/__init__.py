@@ -1,7 +1,7 @@
 """asv benchmarks of xsfm (see ``asv.conf.json``); ``compare.py`` runs them without asv.
 
-Every benchmark's ``setup`` calls :func:`torch.set_num_threads` with 1 (through :func:`single_thread`),
-so figures are single-threaded and comparable between machines with different numbers of cores. Run
+Every benchmark's ``setup`` calls ``torch.set_num_threads(1)`` (through :func:`single_thread`), so
+figures are single-threaded and comparable between machines with different numbers of cores. Run
 with ``OMP_NUM_THREADS=1`` as well.
 """
 

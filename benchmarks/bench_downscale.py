@@ -15,6 +15,8 @@ a much smaller share (the design target is under 10 % of sampling time).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import xarray as xr
 
@@ -38,8 +40,8 @@ def example_input(samples: int) -> xr.Dataset:
 class Downscale:
     """``ds.sfm.downscale(model="interpolation", members=16)`` end to end."""
 
-    params = [2, 64]
-    param_names = ["samples"]
+    params: ClassVar[list[int]] = [2, 64]
+    param_names: ClassVar[list[str]] = ["samples"]
 
     def setup(self, samples: int) -> None:
         single_thread()
@@ -63,8 +65,8 @@ class Downscale:
 class XarrayLayerOverhead:
     """The xarray layer (prepare + assemble) against the tensor work, for ``interpolation``."""
 
-    params = [2, 64]
-    param_names = ["samples"]
+    params: ClassVar[list[int]] = [2, 64]
+    param_names: ClassVar[list[str]] = ["samples"]
 
     def setup(self, samples: int) -> None:
         single_thread()
@@ -79,7 +81,9 @@ class XarrayLayerOverhead:
         self.network = self.model.network("cpu")
         raw = self._tensor_path()
         dims = [*prepared.sample_dims, "member", "_out", "_fy", "_fx"]
-        self.raw = xr.DataArray(raw, dims=dims, coords={d: prepared.data.coords[d] for d in prepared.sample_dims})
+        self.raw = xr.DataArray(
+            raw, dims=dims, coords={d: prepared.data.coords[d] for d in prepared.sample_dims}
+        )
 
     def _tensor_path(self) -> np.ndarray:
         """What each chunk does: array -> torch, per-(sample, member) generators, sample, back."""
@@ -114,6 +118,6 @@ class XarrayLayerOverhead:
 
         layer = min(timeit.repeat(self._xarray_layer, number=1, repeat=5))
         network = min(timeit.repeat(self._tensor_path, number=1, repeat=5))
-        return 100.0 * layer / (layer + network)
+        return round(100.0 * layer / (layer + network), 1)
 
     track_xarray_layer_share.unit = "%"  # type: ignore[attr-defined]

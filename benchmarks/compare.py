@@ -42,7 +42,11 @@ def _cases() -> Iterator[tuple[str, type | None, str, tuple[Any, ...]]]:
     for modname in _MODULES:
         module = importlib.import_module(f"benchmarks.{modname}")
         for name, obj in vars(module).items():
-            if inspect.isfunction(obj) and name.startswith(_KINDS) and obj.__module__ == module.__name__:
+            if (
+                inspect.isfunction(obj)
+                and name.startswith(_KINDS)
+                and obj.__module__ == module.__name__
+            ):
                 yield modname, None, name, ()
             elif inspect.isclass(obj) and obj.__module__ == module.__name__:
                 params = getattr(obj, "params", None)
@@ -117,7 +121,11 @@ def run(pattern: str | None, repeat: int) -> dict[str, dict[str, Any]]:
             continue
         print(f"  running {label} ...", file=sys.stderr, flush=True)
         if name.startswith("peakmem_"):
-            results[label] = {"kind": "peakmem", "value": _peakmem(modname, cls, name, params), "unit": "B"}
+            results[label] = {
+                "kind": "peakmem",
+                "value": _peakmem(modname, cls, name, params),
+                "unit": "B",
+            }
             continue
         if cls is None:
             func = getattr(importlib.import_module(f"benchmarks.{modname}"), name)
@@ -131,7 +139,7 @@ def run(pattern: str | None, repeat: int) -> dict[str, dict[str, Any]]:
                     instance.setup(*params)
                 instances[key] = instance
             method = getattr(instances[key], name)
-            bound = lambda method=method: method(*params)  # noqa: E731
+            bound = lambda method=method, params=params: method(*params)  # noqa: E731
             unit = getattr(method, "unit", "")
         if name.startswith("timeraw_"):
             times = _timeraw(bound(), repeat)
@@ -140,7 +148,12 @@ def run(pattern: str | None, repeat: int) -> dict[str, dict[str, Any]]:
         else:
             results[label] = {"kind": "track", "value": float(bound()), "unit": unit}
             continue
-        results[label] = {"kind": "time", "value": statistics.median(times), "best": min(times), "unit": "s"}
+        results[label] = {
+            "kind": "time",
+            "value": statistics.median(times),
+            "best": min(times),
+            "unit": "s",
+        }
     return results
 
 
@@ -170,20 +183,38 @@ def table(results: dict[str, dict[str, Any]], against: dict[str, dict[str, Any]]
             row += [_fmt(old), ratio]
         rows.append(row)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths, strict=True)))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+    ]
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-k", "--filter", default=None, help="run only benchmarks whose name contains this")
-    parser.add_argument("-r", "--repeat", type=int, default=5, help="timing rounds per benchmark (default 5)")
-    parser.add_argument("--save", type=Path, default=None, help="write the figures to this JSON file")
-    parser.add_argument("--against", type=Path, default=None, help="JSON file saved by an earlier --save")
+    parser.add_argument(
+        "-k", "--filter", default=None, help="run only benchmarks whose name contains this"
+    )
+    parser.add_argument(
+        "-r", "--repeat", type=int, default=5, help="timing rounds per benchmark (default 5)"
+    )
+    parser.add_argument(
+        "--save", type=Path, default=None, help="write the figures to this JSON file"
+    )
+    parser.add_argument(
+        "--against", type=Path, default=None, help="JSON file saved by an earlier --save"
+    )
     args = parser.parse_args(argv)
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("note: set OMP_NUM_THREADS=1 for figures comparable with asv's", file=sys.stderr)

@@ -14,11 +14,11 @@ import sphinx_autosummary_accessors
 # Document the checkout this file lives in, whether or not xsfm is installed in editable mode.
 sys.path.insert(0, os.path.abspath(".."))
 
-import xsfm  # noqa: E402  (registers the .sfm accessor that the API page documents)
+import xsfm  # registers the .sfm accessor that the API page documents
 
 project = "xsfm"
 author = "xsfm developers"
-copyright = f"{datetime.date.today().year}, {author}"  # noqa: A001
+copyright = f"{datetime.date.today().year}, {author}"
 release = xsfm.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -38,11 +38,11 @@ exclude_patterns = ["_build", "README", "Thumbs.db", ".DS_Store"]
 # The accessor templates (accessor_method.rst, ...) ship with sphinx-autosummary-accessors.
 templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
 
-# -- MyST (markdown pages) ---------------------------------------------------------------------------
+# -- MyST (markdown pages) ------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 myst_heading_anchors = 3
 
-# -- autodoc / autosummary / numpydoc ----------------------------------------------------------------
+# -- autodoc / autosummary / numpydoc -------------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
 autodoc_typehints = "none"  # numpydoc renders the types from the docstrings
@@ -58,7 +58,7 @@ numpydoc_validation_checks: set[str] = set()
 # and torch objects render as plain literals instead of links.
 nitpicky = False
 
-# -- HTML ---------------------------------------------------------------------------------------------
+# -- HTML -----------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"xsfm {release}"
 html_static_path: list[str] = []

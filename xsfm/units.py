@@ -34,6 +34,7 @@ array([ 0.  , 26.85])
 from __future__ import annotations
 
 import re
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,8 @@ __all__ = [
 G0 = 9.80665
 
 _REGISTRY: pint.UnitRegistry | None = None
+
+_LOGARITHMIC = ("dBZ", "dBm")
 
 # Spellings met in files that the cf-xarray registry does not parse as they stand.
 _DIMENSIONLESS = {"", "1", "(0 - 1)", "(0-1)", "0-1", "fraction", "dimensionless", "unitless", "-"}
@@ -98,12 +101,24 @@ def registry() -> pint.UnitRegistry:
         import pint
 
         previous = pint.get_application_registry().get()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            import cf_xarray.units as cf_units
+        pint_log = logging.getLogger("pint.util")
+        level = pint_log.level
+        pint_log.setLevel(logging.ERROR)  # cf_xarray redefines 'percent' etc. on import: not news
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                import cf_xarray.units as cf_units
+        finally:
+            pint_log.setLevel(level)
         # Undo cf_xarray's pint.set_application_registry: using xsfm changes nothing global.
         pint.set_application_registry(previous)
-        _REGISTRY = cf_units.units
+        reg = cf_units.units
+        # Logarithmic units of radar meteorology: each is its own base dimension here, so they
+        # convert only to themselves (10 log10 of a ratio cannot be scaled like a linear unit).
+        for name in _LOGARITHMIC:
+            if name not in reg:
+                reg.define(f"{name} = [{name}_logarithmic]")
+        _REGISTRY = reg
     return _REGISTRY
 
 

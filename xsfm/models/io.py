@@ -77,6 +77,12 @@ def read_safetensors_header(path: str | Path) -> tuple[dict[str, Any], int]:
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        valid_length = 0 < n <= min(_MAX_HEADER, size - 8)
+        first = f.read(1) if valid_length else b""
+        raw = first + f.read(n - 1) if first == b"{" else b""
+    if not raw:
+        # Not safetensors: say what it is (a pickle or a torch.save zip is never opened further).
         foreign = _foreign_kind(head)
         if foreign is not None:
             raise ModelFormatError(
@@ -86,13 +92,10 @@ def read_safetensors_header(path: str | Path) -> tuple[dict[str, Any], int]:
             )
         if len(head) < 8:
             raise ModelFormatError(f"{path} is too short ({size} bytes) to be a safetensors file")
-        (n,) = struct.unpack("<Q", head)
-        if n == 0 or n > min(_MAX_HEADER, size - 8):
-            raise ModelFormatError(
-                f"{path} is not a safetensors file (header length {n} does not fit a {size}-byte "
-                "file); xsfm reads weights only from safetensors files"
-            )
-        raw = f.read(n)
+        raise ModelFormatError(
+            f"{path} is not a safetensors file (no JSON header of {n} bytes after the 8-byte "
+            f"length in a {size}-byte file); xsfm reads weights only from safetensors files"
+        )
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

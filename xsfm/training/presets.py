@@ -10,10 +10,11 @@ Presets
     ``test_samples``, ``encoder`` (``conv1x1`` or ``unet``), ``batch_size``, ``lr``, ``channels``,
     ``condition_on_input``, ``name``. Writes the model and an ``example.safetensors`` of held-out pairs.
 ``cwa-2km``
-    The Taiwan 25 km -> 2 km setting. ``--data`` is a zarr store or netCDF file holding the card's
-    12 ERA5 inputs (found by standard name and pressure level, as ``ds.sfm.downscale`` finds them) on a
-    regular latitude/longitude grid and the 4 outputs on the fine projection grid, sharing a ``time``
-    dim. The card's variable declarations are kept; the grids come from the data.
+    The Taiwan 25 km -> 2 km setting. ``--data`` is a zarr store or netCDF-4 file with two groups:
+    ``era5`` holds the card's 12 inputs (found by standard name and pressure level, as
+    ``ds.sfm.downscale`` finds them, so cfgrib-style ``t`` on ``isobaricInhPa`` works) on a regular
+    latitude/longitude grid, ``cwa`` the 4 outputs on the fine projection grid; both share ``time``.
+    The card's variable declarations are kept; the grids come from the data.
 ``lorenz63``
     FlowDAS on the paper's Lorenz-63 data (method ``flowdas``), see :mod:`xsfm.training.presets_lorenz63`.
 """
@@ -179,10 +180,21 @@ def train_cwa(method: str, data: str | Path | None, out: str | Path, *, steps: i
     path = Path(data)
     if not path.exists():
         raise FileNotFoundError(f"cwa-2km training data {path} does not exist")
-    ds = xr.open_zarr(path) if path.suffix == ".zarr" or path.is_dir() else xr.open_dataset(path)
+    groups = {}
+    for group in ("era5", "cwa"):
+        try:
+            if path.suffix == ".zarr" or path.is_dir():
+                groups[group] = xr.open_zarr(path, group=group)
+            else:
+                groups[group] = xr.open_dataset(path, group=group)
+        except (OSError, KeyError, ValueError) as err:
+            raise ValueError(
+                f"cwa-2km training data {path} needs a group {group!r} (the ERA5 inputs in 'era5', "
+                f"the CWA outputs in 'cwa'): {err}"
+            ) from None
     reference = xsfm.load_model("cwa-2km").card
-    inputs = convert_all(select_inputs(ds, reference.inputs), reference.inputs)
-    outputs = convert_all(select_inputs(ds, reference.outputs), reference.outputs)
+    inputs = convert_all(select_inputs(groups["era5"], reference.inputs), reference.inputs)
+    outputs = convert_all(select_inputs(groups["cwa"], reference.outputs), reference.outputs)
 
     def as_dataset(fields: dict[str, xr.DataArray], specs: list[dict[str, Any]]) -> xr.Dataset:
         return xr.Dataset({
