@@ -15,6 +15,11 @@ def timeraw_import_xsfm() -> str:
     """
 
 
+def timeraw_import_xsfm_after_xarray() -> tuple[str, str]:
+    """Time ``import xsfm`` with xarray already imported: xsfm's own share of the import."""
+    return "import xsfm", "import xarray"
+
+
 def timeraw_import_xsfm_and_metrics() -> str:
     """Time ``import xsfm`` followed by the metrics module (pure numpy/xarray)."""
     return """

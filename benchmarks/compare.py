@@ -81,9 +81,11 @@ def _fresh(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _timeraw(code: str, repeat: int) -> list[float]:
+def _timeraw(code: str | tuple[str, str], repeat: int) -> list[float]:
+    code, setup = code if isinstance(code, tuple) else (code, "")
     body = textwrap.indent(textwrap.dedent(code).strip(), "    ")
     probe = (
+        f"{textwrap.dedent(setup).strip()}\n"
         "import time\n"
         "t0 = time.perf_counter()\n"
         "if True:\n"

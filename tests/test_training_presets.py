@@ -11,7 +11,7 @@ from xsfm.cli import main as cli_main
 from xsfm.models.downscaling import METHODS
 from xsfm.training.presets import parse_overrides, run_preset
 
-from .fixtures_messy import era5_cfgrib
+from fixtures_messy import era5_cfgrib
 
 
 def _cwa_miniature(path, ntime=6):
