@@ -143,3 +143,20 @@ def test_input_checks(problem):
         bootstrap_particle_filter(
             x0, obs, transition, OPERATOR, generators=stream_generators(0, [0], 1)
         )
+
+
+def test_scalar_observations_lorenz63():
+    from xsfm.datasets.lorenz63 import lorenz63_operator, lorenz63_transition, simulate
+
+    x, y = simulate(3, 10, seed=0, burn_in=200)  # obs [B, T]: one scalar per time
+    truth = x[:, 1:]
+    bpf = bootstrap_particle_filter(
+        x[:, 0], y, lorenz63_transition(), lorenz63_operator(), particles=2000, keep=4
+    )
+    enkf = ensemble_kalman_filter(
+        x[:, 0], y, lorenz63_transition(), lorenz63_operator(), members=64
+    )
+    assert bpf.mean.shape == enkf.mean.shape == truth.shape
+    # with x_0 known and the true model, both track the truth within a few model-noise steps
+    assert float((bpf.mean - truth).abs().mean()) < 1.0
+    assert float((enkf.mean - truth).abs().mean()) < 1.5

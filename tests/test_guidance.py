@@ -267,3 +267,18 @@ def test_gradients_only_inside_guidance():
     )
     assert seen == [(True, False)] * 3
     assert not out.requires_grad
+
+
+def test_divergence_is_reported():
+    x0 = torch.ones(3, 1)
+    with pytest.raises(FloatingPointError, match="lower zeta"):
+        sample(
+            exact_drift(x0, 0.8, 0.5),
+            x0,
+            stream_generators(0, range(3), 1),
+            steps=50,
+            guidance=Guidance(zeta=10.0, draws=2),
+            observe=lambda x: x**3,
+            y=torch.full((3, 1), 5.0),
+            noise_std=0.1,
+        )

@@ -138,7 +138,18 @@ def test_cwa_card_complete_and_missing_weights_explained():
     model = xsfm.load_model("cwa-2km")
     card = model.card
     assert card.input_names == [
-        "tcwv", "z500", "t500", "u500", "v500", "z850", "t850", "u850", "v850", "t2m", "u10m", "v10m",
+        "tcwv",
+        "z500",
+        "t500",
+        "u500",
+        "v500",
+        "z850",
+        "t850",
+        "u850",
+        "v850",
+        "t2m",
+        "u10m",
+        "v10m",
     ]
     assert card.output_names == ["maximum_radar_reflectivity", "t2m", "u10m", "v10m"]
     assert all({"name", "standard_name", "units", "long_name"} <= set(s) for s in card.inputs)

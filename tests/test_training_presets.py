@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from fixtures_messy import era5_cfgrib
 
 import xsfm
 from xsfm.cli import main as cli_main
 from xsfm.models.downscaling import METHODS
 from xsfm.training.presets import parse_overrides, run_preset
-
-from fixtures_messy import era5_cfgrib
 
 
 def _cwa_miniature(path, ntime=6):
@@ -22,8 +21,16 @@ def _cwa_miniature(path, ntime=6):
     card = xsfm.load_model("cwa-2km").card
     coords = {
         "time": era5["time"].values,
-        "y": ("y", 2000.0 * np.arange(ny), {"axis": "Y", "units": "m", "standard_name": "projection_y_coordinate"}),
-        "x": ("x", 2000.0 * np.arange(nx), {"axis": "X", "units": "m", "standard_name": "projection_x_coordinate"}),
+        "y": (
+            "y",
+            2000.0 * np.arange(ny),
+            {"axis": "Y", "units": "m", "standard_name": "projection_y_coordinate"},
+        ),
+        "x": (
+            "x",
+            2000.0 * np.arange(nx),
+            {"axis": "X", "units": "m", "standard_name": "projection_x_coordinate"},
+        ),
     }
     base = {"dBZ": 10.0, "K": 290.0, "m s-1": 0.0}
     cwa = xr.Dataset(
@@ -46,9 +53,26 @@ def test_cwa_preset_miniature_trains_saves_loads_downscales(tmp_path):
     data = tmp_path / "cwa-mini.nc"
     era5 = _cwa_miniature(data)
     out = tmp_path / "cwa-model"
-    code = cli_main(["train", "sfm", "--preset", "cwa-2km", "--data", str(data), "--out", str(out),
-                     "--steps", "2", "--set", "channels=8", "--set", "channel_mult=[1]",
-                     "--set", "batch_size=2"])
+    code = cli_main(
+        [
+            "train",
+            "sfm",
+            "--preset",
+            "cwa-2km",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--set",
+            "channels=8",
+            "--set",
+            "channel_mult=[1]",
+            "--set",
+            "batch_size=2",
+        ]
+    )
     assert code == 0
     model = xsfm.load_model(out)
     assert model.card.name == "cwa-2km"
@@ -77,7 +101,10 @@ def test_unknown_preset_and_option(tmp_path):
 
 def test_parse_overrides_types():
     assert parse_overrides({"a": "1", "b": "x", "c": "[1, 2]", "d": "null"}) == {
-        "a": 1, "b": "x", "c": [1, 2], "d": None,
+        "a": 1,
+        "b": "x",
+        "c": [1, 2],
+        "d": None,
     }
 
 
@@ -86,11 +113,24 @@ def _pairs(n=8):
 
     def grid(size):
         v = (np.arange(size) + 0.5) * 2 * np.pi / size
-        return {"y": ("y", v, {"axis": "Y", "units": "m"}), "x": ("x", v, {"axis": "X", "units": "m"})}
+        return {
+            "y": ("y", v, {"axis": "Y", "units": "m"}),
+            "x": ("x", v, {"axis": "X", "units": "m"}),
+        }
 
-    attrs = {"units": "s-1", "standard_name": "atmosphere_relative_vorticity", "long_name": "vorticity"}
-    c = xr.Dataset({"w": (("sample", "y", "x"), rng.normal(size=(n, 4, 4)).astype("f4"), attrs)}, coords=grid(4))
-    f = xr.Dataset({"w": (("sample", "y", "x"), rng.normal(size=(n, 8, 8)).astype("f4"), attrs)}, coords=grid(8))
+    attrs = {
+        "units": "s-1",
+        "standard_name": "atmosphere_relative_vorticity",
+        "long_name": "vorticity",
+    }
+    c = xr.Dataset(
+        {"w": (("sample", "y", "x"), rng.normal(size=(n, 4, 4)).astype("f4"), attrs)},
+        coords=grid(4),
+    )
+    f = xr.Dataset(
+        {"w": (("sample", "y", "x"), rng.normal(size=(n, 8, 8)).astype("f4"), attrs)},
+        coords=grid(8),
+    )
     return c, f
 
 
@@ -98,7 +138,13 @@ def _pairs(n=8):
 def test_every_method_downscales_with_card_units_and_members(method, tmp_path):
     coarse, fine = _pairs()
     model = xsfm.training.fit_downscaler(
-        coarse, fine, method=method, steps=2, batch_size=4, progress=False, periodic=True,
+        coarse,
+        fine,
+        method=method,
+        steps=2,
+        batch_size=4,
+        progress=False,
+        periodic=True,
         network={"unet": {"channels": 8, "channel_mult": [1]}},
     )
     path = model.save(tmp_path / method)
@@ -136,14 +182,36 @@ def test_cli_models_lists_shipped(capsys):
 def test_cli_downscale_netcdf_round_trip(tmp_path, capsys):
     coarse = xsfm.load_model("interpolation").example_input()
     coarse.to_netcdf(tmp_path / "in.nc")
-    assert cli_main(["downscale", str(tmp_path / "in.nc"), str(tmp_path / "out.nc"),
-                     "--model", "interpolation", "--members", "2"]) == 0
+    assert (
+        cli_main(
+            [
+                "downscale",
+                str(tmp_path / "in.nc"),
+                str(tmp_path / "out.nc"),
+                "--model",
+                "interpolation",
+                "--members",
+                "2",
+            ]
+        )
+        == 0
+    )
     with xr.open_dataset(tmp_path / "out.nc") as out:
         assert out["tas"].attrs["units"] == "K"
         assert out.sizes["member"] == 2
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
-    assert cli_main(["downscale", str(tmp_path / "missing.nc"), str(tmp_path / "o.nc"),
-                     "--model", "interpolation"]) == 2
+    assert (
+        cli_main(
+            [
+                "downscale",
+                str(tmp_path / "missing.nc"),
+                str(tmp_path / "o.nc"),
+                "--model",
+                "interpolation",
+            ]
+        )
+        == 2
+    )
     assert "xsfm downscale" in capsys.readouterr().err

@@ -41,7 +41,15 @@ __all__ = [
     "training",
 ]
 
-_LAZY_SUBMODULES = {"metrics", "datasets", "training", "assimilation", "testing", "plot", "observations"}
+_LAZY_SUBMODULES = {
+    "metrics",
+    "datasets",
+    "training",
+    "assimilation",
+    "testing",
+    "plot",
+    "observations",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,8 +7,21 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 _PACKAGES = (
-    "xsfm", "numpy", "xarray", "pint", "cf-xarray", "dask", "torch", "safetensors", "scoringrules",
-    "cupy-cuda12x", "distributed", "netcdf4", "h5netcdf", "zarr", "matplotlib",
+    "xsfm",
+    "numpy",
+    "xarray",
+    "pint",
+    "cf-xarray",
+    "dask",
+    "torch",
+    "safetensors",
+    "scoringrules",
+    "cupy-cuda12x",
+    "distributed",
+    "netcdf4",
+    "h5netcdf",
+    "zarr",
+    "matplotlib",
 )
 
 

@@ -34,13 +34,17 @@ class SFMAccessor:
 
         return downscale(self._obj, model=model, members=members, **kwargs)
 
-    def assimilate(self, obs: Any, model: Any = None, members: int = 8, **kwargs: Any) -> xr.Dataset:
+    def assimilate(
+        self, obs: Any, model: Any = None, members: int = 8, **kwargs: Any
+    ) -> xr.Dataset:
         """Assimilate observations from this initial state; see :func:`xsfm.assimilation.api.assimilate`."""
         from xsfm.assimilation.api import assimilate
 
         return assimilate(self._obj, obs, model=model, members=members, **kwargs)
 
-    def forecast(self, model: Any = None, lead: int = 15, members: int = 8, **kwargs: Any) -> xr.Dataset:
+    def forecast(
+        self, model: Any = None, lead: int = 15, members: int = 8, **kwargs: Any
+    ) -> xr.Dataset:
         """Unguided probabilistic rollout; see :func:`xsfm.assimilation.api.forecast`."""
         from xsfm.assimilation.api import forecast
 

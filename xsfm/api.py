@@ -53,7 +53,9 @@ class PreparedInputs:
 def check_members(members: Any) -> int:
     """Validate the ensemble size."""
     if isinstance(members, bool) or not isinstance(members, (int, np.integer)):
-        raise TypeError(f"members must be an integer >= 1, got {members!r} ({type(members).__name__})")
+        raise TypeError(
+            f"members must be an integer >= 1, got {members!r} ({type(members).__name__})"
+        )
     if members < 1:
         raise ValueError(f"members must be >= 1 (the ensemble size), got {members}")
     return int(members)
@@ -125,7 +127,9 @@ def prepare_inputs(
     return PreparedInputs(data, grid, [str(d) for d in sample_dims], notes, output_specs)
 
 
-def _fine_axes(model: Model, prepared: PreparedInputs) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+def _fine_axes(
+    model: Model, prepared: PreparedInputs
+) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
     """Coordinates of the fine grid: from the card, or refined from the input's grid."""
     from xsfm.cf import grid_spec_coords
 
@@ -176,7 +180,7 @@ def assemble_output(
     card = model.card
     attrs = dict(source.attrs)
     attrs["source"] = f"xsfm {xsfm.__version__}, model {card.name} v{card.version} ({card.method})"
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     entries = [f"{stamp} xsfm {xsfm.__version__}: {call}"] + [
         f"{stamp} xsfm: {note}" for note in prepared.notes
     ]

@@ -23,7 +23,7 @@ def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
     return out
 
 
-def _open(path: str):  # noqa: ANN202
+def _open(path: str):
     import xarray as xr
 
     try:
@@ -151,9 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_assimilate)
 
     p = sub.add_parser("train", help="train a model from a preset")
-    p.add_argument("method", help="sfm, sfm-two-stage, sfm-fixed-sigma, regression, cfm, edm, corrdiff, flowdas")
+    p.add_argument(
+        "method",
+        help="sfm, sfm-two-stage, sfm-fixed-sigma, regression, cfm, edm, corrdiff, flowdas",
+    )
     p.add_argument("--preset", required=True, help="e.g. kolmogorov, cwa-2km, lorenz63")
-    p.add_argument("--data", default=None, help="training data (zarr/netCDF) where the preset needs it")
+    p.add_argument(
+        "--data", default=None, help="training data (zarr/netCDF) where the preset needs it"
+    )
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)

@@ -49,14 +49,18 @@ def run_demo(
     coarse = m.example_input()
     truth = example_truth(m)
     print(f"xsfm demo: model {m.name} v{m.card.version} ({m.card.method}), {members} members")
-    print(f"  input: {dict(coarse.sizes)} -> fine grid {m.card.grids.get('fine', {}).get('dims')}")
+    fine_grid = m.card.grids.get("fine", {})
+    fine_sizes = {ax["name"]: ax["size"] for k, ax in fine_grid.items() if isinstance(ax, dict) and "size" in ax}
+    print(f"  input: {dict(coarse.sizes)} -> fine grid {fine_sizes or fine_grid}")
     start = time.perf_counter()
     fine = coarse.sfm.downscale(model=m, members=members, seed=seed).compute()
     elapsed = time.perf_counter() - start
     first = fine[next(iter(fine.data_vars))]
     n_samples = first.size // (members * first.shape[-1] * first.shape[-2])
-    print(f"  sampled {n_samples} x {members} fields in {elapsed:.1f} s "
-          f"({1000 * elapsed / (n_samples * members):.1f} ms per member-sample)")
+    print(
+        f"  sampled {n_samples} x {members} fields in {elapsed:.1f} s "
+        f"({1000 * elapsed / (n_samples * members):.1f} ms per member-sample)"
+    )
     nc = _write_netcdf(fine, out / "downscaled.nc")
     results: dict[str, float] = {"seconds": elapsed}
     if truth is not None:
@@ -74,23 +78,30 @@ def run_demo(
         octaves = metrics.spectrum_error_by_octave(ens, ref)
         results["spectrum_error_top_octave"] = float(octaves.isel(octave=-1))
         print(f"  {variable} [{units}] against the shipped truth:")
-        print(f"    ensemble-mean RMSE   {results['rmse']:.4g}   (interpolation: {results['rmse_interpolation']:.4g})")
+        print(
+            f"    ensemble-mean RMSE   {results['rmse']:.4g}   (interpolation: {results['rmse_interpolation']:.4g})"
+        )
         print(f"    CRPS (fair)          {results['crps']:.4g}")
         print(f"    spread-skill ratio   {results['ssr']:.3f}   (1 = calibrated)")
-        print(f"    spectrum error, highest octave {100 * results['spectrum_error_top_octave']:+.1f} %")
+        print(
+            f"    spectrum error, highest octave {100 * results['spectrum_error_top_octave']:+.1f} %"
+        )
         try:
             from xsfm.plot import downscaling_panel
 
             sdim = [d for d in ens.dims if d not in ("member", *ens.dims[-2:])]
-            pick = {d: 0 for d in sdim}
+            pick = dict.fromkeys(sdim, 0)
             spectra = {
                 "truth": metrics.power_spectrum(ref.isel(pick)),
                 "members": metrics.power_spectrum(ens.isel(pick)).mean("member"),
                 "interpolation": metrics.power_spectrum(base.isel(pick)),
             }
             downscaling_panel(
-                coarse[m.card.input_names[0]].isel(pick), ens.isel(pick), ref.isel(pick),
-                spectra=spectra, path=out / "demo.png",
+                coarse[m.card.input_names[0]].isel(pick),
+                ens.isel(pick),
+                ref.isel(pick),
+                spectra=spectra,
+                path=out / "demo.png",
             )
             print(f"  wrote {out / 'demo.png'}")
         except ImportError as err:

@@ -20,10 +20,24 @@ if TYPE_CHECKING:
 __all__ = ["example_input", "example_truth", "load_example_arrays"]
 
 _GENERIC_GRID = {
-    "y": {"name": "y", "size": 16, "start": 12500.0, "step": 25000.0, "units": "m",
-          "standard_name": "projection_y_coordinate", "long_name": "y coordinate of projection"},
-    "x": {"name": "x", "size": 16, "start": 12500.0, "step": 25000.0, "units": "m",
-          "standard_name": "projection_x_coordinate", "long_name": "x coordinate of projection"},
+    "y": {
+        "name": "y",
+        "size": 16,
+        "start": 12500.0,
+        "step": 25000.0,
+        "units": "m",
+        "standard_name": "projection_y_coordinate",
+        "long_name": "y coordinate of projection",
+    },
+    "x": {
+        "name": "x",
+        "size": 16,
+        "start": 12500.0,
+        "step": 25000.0,
+        "units": "m",
+        "standard_name": "projection_x_coordinate",
+        "long_name": "x coordinate of projection",
+    },
 }
 _ATTR_KEYS = ("standard_name", "units", "long_name")
 
@@ -43,8 +57,9 @@ def load_example_arrays(model: Model) -> tuple[dict[str, np.ndarray], dict[str, 
     return load_file(str(path)), meta
 
 
-def _fields_dataset(array: np.ndarray, specs: list[dict[str, Any]], grid: dict[str, Any],
-                    meta: dict[str, Any]) -> xr.Dataset:
+def _fields_dataset(
+    array: np.ndarray, specs: list[dict[str, Any]], grid: dict[str, Any], meta: dict[str, Any]
+) -> xr.Dataset:
     from xsfm.cf import grid_spec_coords
 
     coords = grid_spec_coords(grid)
@@ -52,8 +67,11 @@ def _fields_dataset(array: np.ndarray, specs: list[dict[str, Any]], grid: dict[s
     sdim = meta.get("sample_dim", "sample")
     svalues = np.asarray(meta.get("sample_values", np.arange(array.shape[0])))
     data_vars = {
-        spec["name"]: ((sdim, ydim, xdim), array[:, k].astype(np.float32),
-                       {key: spec[key] for key in _ATTR_KEYS if key in spec})
+        spec["name"]: (
+            (sdim, ydim, xdim),
+            array[:, k].astype(np.float32),
+            {key: spec[key] for key in _ATTR_KEYS if key in spec},
+        )
         for k, spec in enumerate(specs)
     }
     scoord = xr.Variable(sdim, svalues, meta.get("sample_attrs", {"long_name": "sample"}))
@@ -75,23 +93,44 @@ def example_input(model: Model) -> xr.Dataset:
     ydim, xdim = coords
     ny, nx = coords[ydim].size, coords[xdim].size
     rng = np.random.default_rng(0)
-    yy, xx = np.meshgrid(np.linspace(0, 2 * np.pi, ny), np.linspace(0, 2 * np.pi, nx), indexing="ij")
-    time = xr.Variable("time", np.array(["2024-01-01T00", "2024-01-01T06"], dtype="datetime64[ns]"),
-                       {"standard_name": "time"})
-    specs = card.inputs or [{"name": "tas", "standard_name": "air_temperature", "units": "K",
-                             "long_name": "near-surface air temperature"}]
+    yy, xx = np.meshgrid(
+        np.linspace(0, 2 * np.pi, ny), np.linspace(0, 2 * np.pi, nx), indexing="ij"
+    )
+    time = xr.Variable(
+        "time",
+        np.array(["2024-01-01T00", "2024-01-01T06"], dtype="datetime64[ns]"),
+        {"standard_name": "time"},
+    )
+    specs = card.inputs or [
+        {
+            "name": "tas",
+            "standard_name": "air_temperature",
+            "units": "K",
+            "long_name": "near-surface air temperature",
+        }
+    ]
     defaults = {"tas": (280.0, 5.0)}
     data_vars = {}
     for spec in specs:
         stats = card.normalisation.get("inputs", {}).get(spec["name"], {})
         offset, scale = defaults.get(spec["name"], (0.0, 1.0))
         offset, scale = stats.get("mean", offset), stats.get("std", scale)
-        field = np.stack([np.sin(yy + p) * np.cos(xx - p) + 0.1 * rng.standard_normal((ny, nx))
-                          for p in (0.0, 0.7)])
-        data_vars[spec["name"]] = (("time", ydim, xdim), (offset + scale * field).astype(np.float32),
-                                   {k: spec[k] for k in _ATTR_KEYS if k in spec})
-    return xr.Dataset(data_vars, coords={**coords, "time": time},
-                      attrs={"title": f"synthetic example input for xsfm model {card.name}"})
+        field = np.stack(
+            [
+                np.sin(yy + p) * np.cos(xx - p) + 0.1 * rng.standard_normal((ny, nx))
+                for p in (0.0, 0.7)
+            ]
+        )
+        data_vars[spec["name"]] = (
+            ("time", ydim, xdim),
+            (offset + scale * field).astype(np.float32),
+            {k: spec[k] for k in _ATTR_KEYS if k in spec},
+        )
+    return xr.Dataset(
+        data_vars,
+        coords={**coords, "time": time},
+        attrs={"title": f"synthetic example input for xsfm model {card.name}"},
+    )
 
 
 def example_truth(model: Model) -> xr.Dataset | None:

@@ -20,7 +20,9 @@ __all__ = ["axis_spec", "grid_spec_from_dataarray", "refine_axis", "refine_coord
 _AXIS_ATTRS = ("units", "standard_name", "long_name")
 
 
-def axis_spec(name: Hashable, values: np.ndarray, attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def axis_spec(
+    name: Hashable, values: np.ndarray, attrs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Grid-spec entry of a regular ascending 1-D coordinate.
 
     Examples
@@ -30,8 +32,12 @@ def axis_spec(name: Hashable, values: np.ndarray, attrs: Mapping[str, Any] | Non
     """
     values = np.asarray(values, dtype=np.float64)
     step = float((values[-1] - values[0]) / (values.size - 1)) if values.size > 1 else 1.0
-    spec: dict[str, Any] = {"name": str(name), "size": int(values.size), "start": float(values[0]),
-                            "step": step}
+    spec: dict[str, Any] = {
+        "name": str(name),
+        "size": int(values.size),
+        "start": float(values[0]),
+        "step": step,
+    }
     spec.update({k: (attrs or {})[k] for k in _AXIS_ATTRS if k in (attrs or {})})
     return spec
 
@@ -71,7 +77,9 @@ def refine_axis(axis: Mapping[str, Any], factor: int) -> dict[str, Any]:
     return {**axis, "start": start, "step": step, "size": int(axis["size"]) * factor}
 
 
-def refine_coord(coord: xr.DataArray | None, size: int, factor: int) -> tuple[np.ndarray, dict[str, Any]]:
+def refine_coord(
+    coord: xr.DataArray | None, size: int, factor: int
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Values and attrs of a refined 1-D coordinate (grid index when there is no coordinate)."""
     if coord is None:
         values, attrs = np.arange(size, dtype=np.float64), {}

@@ -47,7 +47,9 @@ def sample_index(template: xr.DataArray, sample_dims: Sequence[str]) -> xr.DataA
     [[0, 1, 2], [3, 4, 5]]
     """
     shape = tuple(template.sizes[d] for d in sample_dims)
-    index = xr.DataArray(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape), dims=sample_dims)
+    index = xr.DataArray(
+        np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape), dims=sample_dims
+    )
     if template.chunks is not None:
         chunks = dict(zip(template.dims, template.chunks, strict=True))
         index = index.chunk({d: chunks[d] for d in sample_dims})
@@ -70,7 +72,7 @@ def map_samples(
     ``[N..., *core_out sizes]``. Core input dims are made single-chunk first.
     """
     if data.chunks is not None:
-        data = data.chunk({d: -1 for d in core_in})
+        data = data.chunk(dict.fromkeys(core_in, -1))
     index = sample_index(data, sample_dims)
     return xr.apply_ufunc(
         func,

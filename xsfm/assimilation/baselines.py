@@ -176,8 +176,8 @@ def bootstrap_particle_filter(
         y = obs[:, t].unsqueeze(1).to(x.dtype)
         r = (y - op(x)) / gamma
         r = torch.where(torch.isnan(y), torch.zeros_like(r), r)
-        observed = (~torch.isnan(y)).flatten(1).sum(1).to(x.dtype)
-        loglik = -0.5 * r.pow(2).flatten(2).sum(2)
+        observed = (~torch.isnan(y)).reshape(batch, -1).sum(1).to(x.dtype)
+        loglik = -0.5 * r.pow(2).reshape(batch, particles, -1).sum(2)
         log_norm = torch.logsumexp(loglik, dim=1)
         log_evidence = (
             log_evidence
@@ -283,9 +283,9 @@ def ensemble_kalman_filter(
         obs_shape = tuple(h.shape[2:])
         eps = _normals(gens, (members, *obs_shape), x)
         y = obs[:, t].to(x.dtype).unsqueeze(1)
-        missing = torch.isnan(y).expand_as(h).flatten(2)
-        xf = x.flatten(2)  # [B, M, n]
-        hf = h.flatten(2)  # [B, M, m]
+        missing = torch.isnan(y).expand_as(h).reshape(batch, members, -1)
+        xf = x.reshape(batch, members, -1)  # [B, M, n]
+        hf = h.reshape(batch, members, -1)  # [B, M, m] (m = 1 for scalar observations)
         xa = xf - xf.mean(1, keepdim=True)
         if inflation != 1.0:
             xf = xf.mean(1, keepdim=True) + inflation * xa
@@ -296,7 +296,8 @@ def ensemble_kalman_filter(
         c_hh = ha.transpose(1, 2) @ ha / (members - 1)
         m = c_hh.shape[-1]
         c_hh = c_hh + gamma**2 * torch.eye(m, dtype=x.dtype, device=x.device)
-        innovation = (y.flatten(2) + gamma * eps.flatten(2)) - hf  # [B, M, m]
+        perturbed = y.expand_as(h) + gamma * eps
+        innovation = perturbed.reshape(batch, members, -1) - hf  # [B, M, m]
         innovation = torch.where(missing, torch.zeros_like(innovation), innovation)
         gain_t = torch.linalg.solve(c_hh, c_xh.transpose(1, 2))  # K^T = C_hh^{-1} C_hx: [B, m, n]
         xf = xf + innovation @ gain_t

@@ -177,4 +177,3 @@ def load_model(name_or_path: str | os.PathLike[str] | Model) -> Model:
 def has_example(model: Model) -> bool:
     """Whether the model ships an example input file."""
     return model.path is not None and model.path.is_dir() and (model.path / EXAMPLE_FILE).exists()
-

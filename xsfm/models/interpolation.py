@@ -19,7 +19,9 @@ __all__ = ["InterpolationDownscaler", "upsample"]
 _MODES = ("bilinear", "bicubic", "nearest")
 
 
-def upsample(x: torch.Tensor, factor: int, mode: str = "bilinear", periodic: bool = False) -> torch.Tensor:
+def upsample(
+    x: torch.Tensor, factor: int, mode: str = "bilinear", periodic: bool = False
+) -> torch.Tensor:
     """Upsample ``[..., h, w]`` by ``factor`` with cell centres preserved.
 
     Parameters

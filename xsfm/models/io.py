@@ -188,7 +188,9 @@ def load_weights(path: str | Path, card: ModelCard, device: str = "cpu") -> dict
 
     file = weights_file(path)
     if file is None:
-        raise FileNotFoundError(f"model {card.name!r} at {path} has no weights file ({WEIGHTS_FILE})")
+        raise FileNotFoundError(
+            f"model {card.name!r} at {path} has no weights file ({WEIGHTS_FILE})"
+        )
     digest = tensor_data_sha256(file)
     if card.weights_sha256 is None:
         raise ModelFormatError(

@@ -24,8 +24,10 @@ _registered: dict[str, Path] = {}
 
 
 def _is_model_location(path: Path) -> bool:
-    return (path / CARD_FILE).is_file() or any(path.glob("*.safetensors")) if path.is_dir() else (
-        path.suffix == ".safetensors" and path.is_file()
+    return (
+        (path / CARD_FILE).is_file() or any(path.glob("*.safetensors"))
+        if path.is_dir()
+        else (path.suffix == ".safetensors" and path.is_file())
     )
 
 

@@ -55,7 +55,9 @@ c = 1.0, y 1.5 sd from the prior mean     0.085       0.097       0.094
 
 The exact standard deviation is better where the observation is surprising (the case guidance is
 for) and it is the one derived from the SDE, so it is the default; ``"code"`` reproduces the
-released implementation.
+released implementation. On Lorenz-63 with the shipped ``lorenz63-flowdas`` model (32 held-out
+trajectories x 50 steps, 2 members, N = 200, zeta from 2.5e-4 to 2e-3) the two choices gave the same
+RMSE and CRPS to within 1e-4: there the choice does not matter, zeta does (see the model card).
 
 Weight collapse: when the effective sample size :math:`1/\sum_j w_j^2` of the softmax weights falls
 below ``ess_threshold * J`` the draws are resampled (systematic resampling with one uniform per step
@@ -405,6 +407,11 @@ def sample(
     torch.Tensor
         ``[B, *state]``.
 
+    Raises
+    ------
+    FloatingPointError
+        When a row ends non-finite (typically a too large ``zeta``).
+
     Examples
     --------
     A toy drift, four streams:
@@ -493,4 +500,12 @@ def sample(
                 x = x + sig * math.sqrt(ds) * normals[:, 0]
             if correction is not None:
                 x = x - correction
+    bad = ~torch.isfinite(x.reshape(batch, -1)).all(dim=1)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten().tolist()
+        hint = f"; guidance with zeta={opts.zeta} overshot: lower zeta" if opts is not None else ""
+        raise FloatingPointError(
+            f"sampling diverged: non-finite states in rows {rows[:10]}"
+            f"{' ...' if len(rows) > 10 else ''}{hint}"
+        )
     return x

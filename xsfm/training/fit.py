@@ -82,9 +82,7 @@ def stack_fields(
     stacked = np.stack(arrays, axis=-3)
     sizes = {d: int(first.sizes[d]) for d in sample_dims}
     stacked = stacked.reshape(-1, *stacked.shape[-3:])
-    specs = [
-        {"name": n, **{k: ds[n].attrs[k] for k in _ATTRS if k in ds[n].attrs}} for n in names
-    ]
+    specs = [{"name": n, **{k: ds[n].attrs[k] for k in _ATTRS if k in ds[n].attrs}} for n in names]
     return stacked, names, specs, grid_spec_from_dataarray(first), sizes
 
 
@@ -244,10 +242,14 @@ def fit_downscaler(
         outputs=out_specs,
         grids={"coarse": coarse_grid, "fine": fine_grid},
         normalisation={
-            "inputs": {n: {"mean": stats["in_mean"][i], "std": stats["in_std"][i]}
-                       for i, n in enumerate(in_names)},
-            "outputs": {n: {"mean": stats["out_mean"][i], "std": stats["out_std"][i]}
-                        for i, n in enumerate(out_names)},
+            "inputs": {
+                n: {"mean": stats["in_mean"][i], "std": stats["in_std"][i]}
+                for i, n in enumerate(in_names)
+            },
+            "outputs": {
+                n: {"mean": stats["out_mean"][i], "std": stats["out_std"][i]}
+                for i, n in enumerate(out_names)
+            },
         },
         sampler=dict(result.module.config.get("sampler", {})),
         training=info,

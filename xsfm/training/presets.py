@@ -86,22 +86,33 @@ def write_example(path: Path, coarse: np.ndarray, fine: np.ndarray, meta: dict[s
     from safetensors.torch import save_file
 
     save_file(
-        {"coarse": torch.from_numpy(np.ascontiguousarray(coarse, dtype=np.float32)),
-         "fine": torch.from_numpy(np.ascontiguousarray(fine, dtype=np.float32))},
+        {
+            "coarse": torch.from_numpy(np.ascontiguousarray(coarse, dtype=np.float32)),
+            "fine": torch.from_numpy(np.ascontiguousarray(fine, dtype=np.float32)),
+        },
         str(path / EXAMPLE_FILE),
         metadata={"xsfm_example": json.dumps(meta)},
     )
 
 
-def kolmogorov_data(tau: float, samples: int, split: str, seed: int, cache_dir: str | None) -> tuple[xr.Dataset, xr.Dataset]:
+def kolmogorov_data(
+    tau: float, samples: int, split: str, seed: int, cache_dir: str | None
+) -> tuple[xr.Dataset, xr.Dataset]:
     """Coarse/fine Kolmogorov pairs of one split (cached on disk when ``cache_dir`` is set)."""
     from xsfm.datasets import kolmogorov_pairs
 
     return kolmogorov_pairs(tau=tau, samples=samples, split=split, seed=seed, cache_dir=cache_dir)
 
 
-def train_kolmogorov(method: str, out: str | Path, *, steps: int | None, seed: int,
-                     overrides: Mapping[str, Any], progress: bool = True) -> Model:
+def train_kolmogorov(
+    method: str,
+    out: str | Path,
+    *,
+    steps: int | None,
+    seed: int,
+    overrides: Mapping[str, Any],
+    progress: bool = True,
+) -> Model:
     """Train one method on misaligned Kolmogorov pairs and save it (with an example) to ``out``."""
     from xsfm.training.fit import fit_downscaler
 
@@ -110,21 +121,36 @@ def train_kolmogorov(method: str, out: str | Path, *, steps: int | None, seed: i
     coarse, fine = kolmogorov_data(opts["tau"], opts["samples"], "train", seed, opts["cache_dir"])
     data_seconds = time.perf_counter() - start
     network: dict[str, Any] = {
-        "unet": {"channels": opts["channels"], "channel_mult": list(opts["channel_mult"]),
-                 "patch": int(opts["patch"])},
+        "unet": {
+            "channels": opts["channels"],
+            "channel_mult": list(opts["channel_mult"]),
+            "patch": int(opts["patch"]),
+        },
         "encoder": {"kind": opts["encoder"]},
     }
     if method in ("sfm", "sfm-two-stage", "sfm-fixed-sigma"):
         network["condition_on_input"] = bool(opts["condition_on_input"])
     name = opts["name"] or f"kolmogorov-{method}"
     n_steps = int(steps if steps is not None else opts["steps"])
-    command = (f"xsfm train {method} --preset kolmogorov --out {out} --steps {n_steps} --seed {seed}"
-               + "".join(f" --set {k}={json.dumps(v) if not isinstance(v, str) else v}"
-                         for k, v in overrides.items()))
+    command = (
+        f"xsfm train {method} --preset kolmogorov --out {out} --steps {n_steps} --seed {seed}"
+        + "".join(
+            f" --set {k}={json.dumps(v) if not isinstance(v, str) else v}"
+            for k, v in overrides.items()
+        )
+    )
     model = fit_downscaler(
-        coarse[["vorticity"]], fine[["vorticity"]], method=method, name=name,
-        network=network, periodic=True, steps=n_steps, batch_size=int(opts["batch_size"]),
-        lr=float(opts["lr"]), seed=seed, progress=progress,
+        coarse[["vorticity"]],
+        fine[["vorticity"]],
+        method=method,
+        name=name,
+        network=network,
+        periodic=True,
+        steps=n_steps,
+        batch_size=int(opts["batch_size"]),
+        lr=float(opts["lr"]),
+        seed=seed,
+        progress=progress,
         description=(
             f"Misaligned Kolmogorov-flow downscaling, 16x16 -> 64x64 relative vorticity, method {method}, "
             f"lag tau = {opts['tau']} (coarse simulation restarted from the coarsened truth tau time units "
@@ -132,9 +158,14 @@ def train_kolmogorov(method: str, out: str | Path, *, steps: int | None, seed: i
         ),
         training_info={
             "command": command,
-            "data": {"generator": "xsfm.datasets.kolmogorov_pairs", "tau": opts["tau"],
-                     "samples": opts["samples"], "split": "train", "seed": seed,
-                     "attrs": {k: v for k, v in fine.attrs.items() if isinstance(v, (int, float, str))}},
+            "data": {
+                "generator": "xsfm.datasets.kolmogorov_pairs",
+                "tau": opts["tau"],
+                "samples": opts["samples"],
+                "split": "train",
+                "seed": seed,
+                "attrs": {k: v for k, v in fine.attrs.items() if isinstance(v, (int, float, str))},
+            },
             "data_seconds": round(data_seconds, 1),
             "preset": "kolmogorov",
             "options": opts,
@@ -142,12 +173,21 @@ def train_kolmogorov(method: str, out: str | Path, *, steps: int | None, seed: i
     )
     model.card.extra["tau"] = opts["tau"]
     path = model.save(out)
-    test_c, test_f = kolmogorov_data(opts["tau"], int(opts["example_samples"]), "test", seed + 1,
-                                     opts["cache_dir"])
+    test_c, test_f = kolmogorov_data(
+        opts["tau"], int(opts["example_samples"]), "test", seed + 1, opts["cache_dir"]
+    )
     write_example(
-        path, test_c["vorticity"].values[:, None], test_f["vorticity"].values[:, None],
-        {"sample_dim": "sample", "attrs": {"source": "xsfm.datasets.kolmogorov_pairs held-out split",
-                                            "tau": opts["tau"], "seed": seed + 1}},
+        path,
+        test_c["vorticity"].values[:, None],
+        test_f["vorticity"].values[:, None],
+        {
+            "sample_dim": "sample",
+            "attrs": {
+                "source": "xsfm.datasets.kolmogorov_pairs held-out split",
+                "tau": opts["tau"],
+                "seed": seed + 1,
+            },
+        },
     )
     return model
 
@@ -163,8 +203,16 @@ CWA_DEFAULTS: dict[str, Any] = {
 }
 
 
-def train_cwa(method: str, data: str | Path | None, out: str | Path, *, steps: int | None,
-              seed: int, overrides: Mapping[str, Any], progress: bool = True) -> Model:
+def train_cwa(
+    method: str,
+    data: str | Path | None,
+    out: str | Path,
+    *,
+    steps: int | None,
+    seed: int,
+    overrides: Mapping[str, Any],
+    progress: bool = True,
+) -> Model:
     """Train the ``cwa-2km`` setting from a CWA-layout store (see the module docstring)."""
     import xsfm
     from xsfm.cf import select_inputs
@@ -197,40 +245,67 @@ def train_cwa(method: str, data: str | Path | None, out: str | Path, *, steps: i
     outputs = convert_all(select_inputs(groups["cwa"], reference.outputs), reference.outputs)
 
     def as_dataset(fields: dict[str, xr.DataArray], specs: list[dict[str, Any]]) -> xr.Dataset:
-        return xr.Dataset({
-            s["name"]: fields[s["name"]].drop_vars(
-                [c for c in fields[s["name"]].coords if c not in fields[s["name"]].dims])
-            .assign_attrs({k: s[k] for k in ("standard_name", "units", "long_name") if k in s})
-            for s in specs
-        })
+        return xr.Dataset(
+            {
+                s["name"]: fields[s["name"]]
+                .drop_vars([c for c in fields[s["name"]].coords if c not in fields[s["name"]].dims])
+                .assign_attrs({k: s[k] for k in ("standard_name", "units", "long_name") if k in s})
+                for s in specs
+            }
+        )
 
     n_steps = int(steps if steps is not None else opts["steps"])
     model = fit_downscaler(
-        as_dataset(inputs, reference.inputs), as_dataset(outputs, reference.outputs),
-        method=method, name=opts["name"], steps=n_steps, batch_size=int(opts["batch_size"]),
-        lr=float(opts["lr"]), seed=seed, progress=progress,
-        network={"unet": {"channels": opts["channels"], "channel_mult": list(opts["channel_mult"])},
-                 "encoder": {"kind": opts["encoder"]}},
-        description=reference.description.replace(" Weights are not shipped", " Trained here").split(
-            ": the training data")[0],
-        training_info={"command": f"xsfm train {method} --preset cwa-2km --data {data} --out {out}",
-                       "data": str(data), "preset": "cwa-2km", "options": opts},
+        as_dataset(inputs, reference.inputs),
+        as_dataset(outputs, reference.outputs),
+        method=method,
+        name=opts["name"],
+        steps=n_steps,
+        batch_size=int(opts["batch_size"]),
+        lr=float(opts["lr"]),
+        seed=seed,
+        progress=progress,
+        network={
+            "unet": {"channels": opts["channels"], "channel_mult": list(opts["channel_mult"])},
+            "encoder": {"kind": opts["encoder"]},
+        },
+        description=reference.description.replace(
+            " Weights are not shipped", " Trained here"
+        ).split(": the training data")[0],
+        training_info={
+            "command": f"xsfm train {method} --preset cwa-2km --data {data} --out {out}",
+            "data": str(data),
+            "preset": "cwa-2km",
+            "options": opts,
+        },
     )
-    model.card = model.card.replace(inputs=list(reference.inputs), outputs=list(reference.outputs),
-                                    version=reference.version)
+    model.card = model.card.replace(
+        inputs=list(reference.inputs), outputs=list(reference.outputs), version=reference.version
+    )
     model.save(out)
     return model
 
 
-def run_preset(method: str, preset: str, out: str | Path, data: str | Path | None = None,
-               steps: int | None = None, seed: int = 0,
-               overrides: Mapping[str, str] | None = None, progress: bool = True) -> Model:
+def run_preset(
+    method: str,
+    preset: str,
+    out: str | Path,
+    data: str | Path | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    overrides: Mapping[str, str] | None = None,
+    progress: bool = True,
+) -> Model:
     """Run a training preset (what ``xsfm train`` calls) and return the saved model."""
     opts = parse_overrides(overrides)
     if preset == "kolmogorov":
-        model = train_kolmogorov(method, out, steps=steps, seed=seed, overrides=opts, progress=progress)
+        model = train_kolmogorov(
+            method, out, steps=steps, seed=seed, overrides=opts, progress=progress
+        )
     elif preset == "cwa-2km":
-        model = train_cwa(method, data, out, steps=steps, seed=seed, overrides=opts, progress=progress)
+        model = train_cwa(
+            method, data, out, steps=steps, seed=seed, overrides=opts, progress=progress
+        )
     elif preset == "lorenz63":
         if method != "flowdas":
             raise ValueError(f"the lorenz63 preset trains method 'flowdas', not {method!r}")
