@@ -160,3 +160,50 @@ def test_scalar_observations_lorenz63():
     # with x_0 known and the true model, both track the truth within a few model-noise steps
     assert float((bpf.mean - truth).abs().mean()) < 1.0
     assert float((enkf.mean - truth).abs().mean()) < 1.5
+
+
+def test_particle_paths_are_smoothing_draws_of_a_random_walk():
+    # x_t = x_{t-1} + s z, x_0 = 0, only x_T observed: y = x_T + gamma eta. The traced paths must
+    # follow the smoothing law: E[x_t | y] = t s^2 / (T s^2 + gamma^2) y (Kalman smoother).
+    from xsfm.assimilation.baselines import bootstrap_particle_filter
+    from xsfm.observations import Elementwise
+
+    s, gamma, steps, y_last = 1.0, 1.0, 4, 3.0
+    obs = torch.full((2, steps, 1), float("nan"), dtype=torch.float64)
+    obs[:, -1] = y_last
+    res = bootstrap_particle_filter(
+        torch.zeros(2, 1, dtype=torch.float64),
+        obs,
+        lambda x, z: x + s * z,
+        Elementwise(),
+        gamma,
+        particles=20000,
+        keep=4,
+        paths=4000,
+        seed=0,
+    )
+    assert res.paths.shape == (2, 4000, steps, 1)
+    means = res.paths[..., 0].mean(dim=1)  # [B, T]
+    expected = torch.tensor(
+        [t * s**2 / (steps * s**2 + gamma**2) * y_last for t in range(1, steps + 1)]
+    )
+    torch.testing.assert_close(means, expected.expand(2, -1).to(means.dtype), atol=0.12, rtol=0)
+    # each path is a chain of transitions: increments have the smoothing variance, not 0 or 2 s^2
+    inc = res.paths[..., 1:, 0] - res.paths[..., :-1, 0]
+    var = s**2 - s**4 / (steps * s**2 + gamma**2)  # Var(x_t - x_{t-1} | y)
+    assert abs(float(inc.var()) - var) < 0.15 * var
+
+
+def test_particle_paths_are_off_by_default_and_checked():
+    from xsfm.assimilation.baselines import bootstrap_particle_filter
+    from xsfm.observations import Elementwise
+
+    x0, obs = torch.zeros(1, 1), torch.zeros(1, 2, 1)
+    res = bootstrap_particle_filter(
+        x0, obs, lambda x, z: x + z, Elementwise(), 1.0, particles=8, keep=2
+    )
+    assert res.paths is None
+    with pytest.raises(ValueError, match="paths must be between"):
+        bootstrap_particle_filter(
+            x0, obs, lambda x, z: x + z, Elementwise(), 1.0, particles=8, paths=9
+        )

@@ -48,6 +48,11 @@ class FilterResult:
         Effective sample size of the weights before resampling ``[B, T]`` (``P`` for the EnKF).
     log_evidence
         Estimate of ``log p(y_1..T)`` per trajectory ``[B]`` (particle filter; NaN for the EnKF).
+    paths
+        Whole trajectories ``[B, K, T, *state]`` traced back through the particles' ancestry
+        (smoothing draws from ``p(x_1..T | y_1..T)``; particle filter with ``paths=K`` only, else
+        ``None``). Unlike the members of :attr:`ensemble`, which are drawn anew at each time, each
+        path is one realisation of the transition chain.
     """
 
     mean: torch.Tensor
@@ -55,6 +60,7 @@ class FilterResult:
     ensemble: torch.Tensor
     ess: torch.Tensor
     log_evidence: torch.Tensor
+    paths: torch.Tensor | None = None
 
 
 def _prepare(
@@ -120,6 +126,7 @@ def bootstrap_particle_filter(
     *,
     particles: int = 1024,
     keep: int = 64,
+    paths: int = 0,
     state_ndim: int | None = None,
     generators: Sequence[torch.Generator] | None = None,
     seed: int = 0,
@@ -144,6 +151,9 @@ def bootstrap_particle_filter(
     keep
         Members per time kept in :attr:`FilterResult.ensemble` (a systematic resample of the
         weighted cloud).
+    paths
+        Number of whole trajectories to trace back through the ancestry (:attr:`FilterResult.paths`);
+        0 (default) stores no history. Costs ``T`` copies of the particle cloud in memory.
     state_ndim
         Number of state axes (default: ``x0.ndim - 1``).
     generators, seed
@@ -167,6 +177,10 @@ def bootstrap_particle_filter(
     x, gens, state_shape = _prepare(x0, obs, particles, state_ndim, generators, seed)
     batch, n_steps = obs.shape[:2]
     means, variances, kept, ess_all = [], [], [], []
+    clouds: list[torch.Tensor] = []
+    lineage: list[torch.Tensor] = []
+    if int(paths) < 0 or int(paths) > particles:
+        raise ValueError(f"paths must be between 0 and particles={particles}, got {paths}")
     log_evidence = torch.zeros(batch, dtype=x.dtype, device=x.device)
     for t in range(n_steps):
         z = _normals(gens, (particles, *state_shape), x)
@@ -194,7 +208,12 @@ def bootstrap_particle_filter(
         if keep:
             keep_index = _keep_indices(w, u_keep, keep)
             kept.append(_gather(x, keep_index))
-        x = _gather(x, systematic_resample(w, u_resample))
+        ancestors = systematic_resample(w, u_resample)
+        x = _gather(x, ancestors)
+        if paths:
+            clouds.append(x)
+            lineage.append(ancestors)
+    traced = _trace_paths(clouds, lineage, paths) if paths else None
     ensemble = (
         torch.stack(kept, 1)
         if keep
@@ -206,7 +225,30 @@ def bootstrap_particle_filter(
         ensemble=ensemble,
         ess=torch.stack(ess_all, 1),
         log_evidence=log_evidence,
+        paths=traced,
     )
+
+
+def _trace_paths(
+    clouds: list[torch.Tensor], lineage: list[torch.Tensor], paths: int
+) -> torch.Tensor:
+    """Trace ``paths`` trajectories back from the last resampled cloud: ``[B, K, T, *state]``.
+
+    ``clouds[t]`` is the equally weighted cloud after resampling at time ``t`` and ``lineage[t][b, i]``
+    the index, in ``clouds[t - 1]`` (propagated), of the parent of its particle ``i``. The last
+    cloud is ordered by the systematic resampling, so evenly spaced positions are taken.
+    """
+    if not clouds:
+        raise ValueError("paths need at least one observation time")
+    batch, particles = clouds[-1].shape[:2]
+    device = clouds[-1].device
+    index = ((torch.arange(paths, device=device) * particles) // paths).expand(batch, paths)
+    out = []
+    for t in range(len(clouds) - 1, -1, -1):
+        out.append(_gather(clouds[t], index))
+        if t > 0:
+            index = torch.gather(lineage[t], 1, index)
+    return torch.stack(out[::-1], dim=2)
 
 
 def _keep_indices(w: torch.Tensor, u: torch.Tensor, keep: int) -> torch.Tensor:

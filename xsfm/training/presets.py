@@ -46,7 +46,7 @@ KOLMOGOROV_DEFAULTS: dict[str, Any] = {
     "condition_on_input": False,
     "batch_size": 16,
     "lr": 2e-3,
-    "steps": 800,
+    "steps": 2000,
     "name": None,
     "cache_dir": ".cache/xsfm",
 }
