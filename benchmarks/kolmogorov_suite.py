@@ -115,13 +115,16 @@ torch.set_num_threads(1)
 import xsfm
 from xsfm import metrics
 from xsfm.training.presets import kolmogorov_data
-path, tau, n, members, solver, steps = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+path, solver, steps = sys.argv[1], sys.argv[5], sys.argv[6]
+tau, n, members = float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 solver = None if solver == "none" else solver
 steps = None if steps == "none" else int(steps)
 coarse, fine = kolmogorov_data(tau, n, "test", 1, ".cache/xsfm")
 coarse, truth = coarse[["vorticity"]], fine["vorticity"]
 start = time.perf_counter()
-ens = coarse.sfm.downscale(model=path, members=members, seed=0, steps=steps, solver=solver, batch_size=8)["vorticity"].compute()
+ens = coarse.sfm.downscale(
+    model=path, members=members, seed=0, steps=steps, solver=solver, batch_size=8
+)["vorticity"].compute()
 seconds = time.perf_counter() - start
 octaves = metrics.spectrum_error_by_octave(ens, truth)
 out = {
@@ -129,7 +132,10 @@ out = {
     "crps": float(metrics.crps(ens, truth)), "ssr": float(metrics.spread_skill_ratio(ens, truth)),
     "single_rmse": float(metrics.single_member_rmse(ens, truth)),
     "spectrum_error": [float(v) for v in octaves.values],
-    "octave_bounds": [[float(a), float(b)] for a, b in zip(octaves["octave_lower"].values, octaves["octave_upper"].values)],
+    "octave_bounds": [
+        [float(a), float(b)]
+        for a, b in zip(octaves["octave_lower"].values, octaves["octave_upper"].values)
+    ],
     "ms_per_member_sample": 1000 * seconds / (n * members), "seconds": seconds,
     "solver": solver, "steps": steps, "members": members, "samples": n,
 }

@@ -26,7 +26,7 @@ from xsfm.models.io import (
 
 
 def _card(**kw):
-    base = dict(name="t", version="1", kind="downscaling", method="interpolation")
+    base = {"name": "t", "version": "1", "kind": "downscaling", "method": "interpolation"}
     base.update(kw)
     return ModelCard(**base)
 
@@ -66,7 +66,7 @@ def test_save_and_load_weights_with_card_in_metadata(tmp_path):
 def test_sha256_mismatch_is_refused(tmp_path):
     saved = save_model_files(tmp_path / "m", _card(method="sfm"), {"w": torch.zeros(3)})
     save_file({"w": torch.ones(3)}, str(tmp_path / "m" / "weights.safetensors"))
-    with pytest.raises(ModelFormatError, match="sha256 of the weights .* card says"):
+    with pytest.raises(ModelFormatError, match=r"sha256 of the weights .* card says"):
         load_weights(tmp_path / "m", saved)
 
 
@@ -87,7 +87,7 @@ def test_pickle_weights_refused_and_never_unpickled(tmp_path):
     (d / "weights.safetensors").write_bytes(pickle.dumps(_Boom(str(marker))))
     card = _card(method="sfm", weights_sha256="0" * 64)
     (d / "card.json").write_text(card.to_json())
-    with pytest.raises(ModelFormatError, match="pickle.*never unpickles"):
+    with pytest.raises(ModelFormatError, match=r"pickle.*never unpickles"):
         load_weights(d, card)
     assert not marker.exists()
 

@@ -140,7 +140,12 @@ def test_unet_patch_space_to_depth_shapes_and_locality():
     x, cond = torch.zeros(2, 1, 64, 64), torch.zeros(2, 1, 64, 64)
     assert net(x, torch.zeros(2), cond).shape == (2, 2, 64, 64)
     # a grid that is not a multiple of patch * 2**(levels-1) is padded and cropped back
-    assert net(torch.zeros(1, 1, 20, 36), torch.zeros(1), torch.zeros(1, 1, 20, 36)).shape == (1, 2, 20, 36)
+    assert net(torch.zeros(1, 1, 20, 36), torch.zeros(1), torch.zeros(1, 1, 20, 36)).shape == (
+        1,
+        2,
+        20,
+        36,
+    )
     assert UNet.from_config(net.config).config == net.config
     with pytest.raises(ValueError, match="patch"):
         UNet(1, 1, patch=0)

@@ -50,7 +50,11 @@ def run_demo(
     truth = example_truth(m)
     print(f"xsfm demo: model {m.name} v{m.card.version} ({m.card.method}), {members} members")
     fine_grid = m.card.grids.get("fine", {})
-    fine_sizes = {ax["name"]: ax["size"] for k, ax in fine_grid.items() if isinstance(ax, dict) and "size" in ax}
+    fine_sizes = {
+        ax["name"]: ax["size"]
+        for k, ax in fine_grid.items()
+        if isinstance(ax, dict) and "size" in ax
+    }
     print(f"  input: {dict(coarse.sizes)} -> fine grid {fine_sizes or fine_grid}")
     start = time.perf_counter()
     fine = coarse.sfm.downscale(model=m, members=members, seed=seed).compute()

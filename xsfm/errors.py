@@ -36,7 +36,7 @@ class InputErrors(ExceptionGroup, ValueError):  # type: ignore[misc]
     ``pytest.raises(match=...)`` all show them; ``err.exceptions`` holds them one by one.
     """
 
-    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> InputErrors:
+    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> InputErrors:  # noqa: D102
         header = message.split("\n", 1)[0]
         full = "\n".join([header, *(f"  - {exc}" for exc in exceptions)])
         return super().__new__(cls, full, exceptions)

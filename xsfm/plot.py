@@ -42,6 +42,10 @@ def downscaling_panel(
         ``(member, y, x)``.
     spectra
         ``{label: 1-D spectrum DataArray with dim "wavenumber"}`` drawn log-log in the last panel.
+    members_shown
+        Number of ensemble members drawn.
+    title
+        Figure title.
     path
         Where to save the PNG (the figure is returned either way).
     """

@@ -33,8 +33,8 @@ array([ 0.  , 26.85])
 
 from __future__ import annotations
 
-import re
 import logging
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any

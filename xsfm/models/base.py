@@ -126,9 +126,13 @@ class Model:
             self.card = save_model_files(path, self.card, module.state_dict())
         else:
             save_card_only(path, self.card)
-        if self.path is not None and self.path.is_dir() and (self.path / EXAMPLE_FILE).exists():
-            if (self.path / EXAMPLE_FILE).resolve() != (path / EXAMPLE_FILE).resolve():
-                shutil.copyfile(self.path / EXAMPLE_FILE, path / EXAMPLE_FILE)
+        source = self.path / EXAMPLE_FILE if self.path is not None else None
+        if (
+            source is not None
+            and source.is_file()
+            and source.resolve() != (path / EXAMPLE_FILE).resolve()
+        ):
+            shutil.copyfile(self.path / EXAMPLE_FILE, path / EXAMPLE_FILE)
         self.path = path
         return path
 

@@ -172,10 +172,12 @@ class ModelCard:
         )
         metrics = ""
         if self.metrics:
-            metrics = f"<details><summary>metrics</summary><pre>{esc(json.dumps(self.metrics, indent=1))}</pre></details>"
+            body = esc(json.dumps(self.metrics, indent=1))
+            metrics = f"<details><summary>metrics</summary><pre>{body}</pre></details>"
         training = ""
         if self.training:
-            training = f"<details><summary>training</summary><pre>{esc(json.dumps(self.training, indent=1))}</pre></details>"
+            body = esc(json.dumps(self.training, indent=1))
+            training = f"<details><summary>training</summary><pre>{body}</pre></details>"
         return (
             f"<div class='xsfm-card'><b>xsfm model {esc(self.name)}</b> v{esc(self.version)}"
             f"<p>{esc(self.description)}</p><table>{facts_html}</table>"

@@ -389,7 +389,12 @@ class UNet(nn.Module):
                 cur = finer
         self.norm_out = group_norm(cur)
         self.conv_out = Conv2d(
-            cur, out_channels * self.patch**2, 3, padding_mode=padding_mode, init_weight=1e-5, generator=generator
+            cur,
+            out_channels * self.patch**2,
+            3,
+            padding_mode=padding_mode,
+            init_weight=1e-5,
+            generator=generator,
         )
 
     @property

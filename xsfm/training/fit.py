@@ -129,9 +129,12 @@ def fit_downscaler(
         Overrides of :func:`xsfm.models.downscaling.default_config` (``unet``, ``encoder``, ...).
     periodic
         Whether the domain is periodic (wrap-around interpolation and convolutions).
-    steps, batch_size, lr, val_fraction, ema_decay, grad_clip, sigma_z_every, seed,
+    steps, batch_size, lr, val_fraction, ema_decay, grad_clip, sigma_z_every, seed
+        Optimiser steps, batch size, Adam learning rate, held-out share (for ``sigma_z``), EMA decay
+        of the weights, gradient-norm clip, steps between ``sigma_z`` updates, seed; see
+        :func:`xsfm.training.downscaling.train_downscaler`.
     checkpoint_path, checkpoint_every, resume, progress
-        See :func:`xsfm.training.downscaling.train_downscaler`.
+        Periodic checkpoint file and interval, exact resume from it, progress bar.
     description, training_info
         Recorded in the card.
 
