@@ -39,7 +39,68 @@ STUDY_VARIANTS = {
     "sfm-cond-y": ("sfm", {"condition_on_input": "true"}),
     "sfm-fixed-sigma": ("sfm-fixed-sigma", {}),
 }
+# (solver, steps, rho of the time grid): the released Euler grid, more steps, Heun, a uniform grid
+SWEEP = [
+    ("euler", 10, 7.0),
+    ("euler", 50, 7.0),
+    ("heun", 6, 7.0),
+    ("euler", 10, 1.0),
+    ("heun", 6, 1.0),
+    ("heun", 11, 1.0),
+]
 ORDER = ["sfm", "cfm", "sfm-cond-y", "sfm-fixed-sigma", "edm", "corrdiff", "regression"]
+
+
+SCALE_CODE = r"""
+import json, sys
+import numpy as np, torch
+torch.set_num_threads(1)
+import xsfm
+from xsfm.training.presets import kolmogorov_data
+path, tau, n, members = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+coarse, fine = kolmogorov_data(tau, n, "test", 1, ".cache/xsfm")
+ens = coarse[["vorticity"]].sfm.downscale(
+    model=path, members=members, seed=0, steps=10, solver="euler", batch_size=8
+)["vorticity"].values  # [M, N, H, W]
+truth = fine["vorticity"].values
+mean = ens.mean(0)
+k = np.fft.fftfreq(truth.shape[-1]) * truth.shape[-1]
+kr = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
+err = np.abs(np.fft.fft2(mean - truth)) ** 2
+spread = (np.abs(np.fft.fft2(ens - mean)) ** 2).sum(0) / (members - 1) * (members + 1) / members
+out = {"octaves": [], "ssr": [], "error_share": []}
+total = err.mean(0).sum()
+for lo in (1, 2, 4, 8, 16):
+    band = (kr >= lo) & (kr < 2 * lo)
+    e, s = err[:, band].sum(), spread[:, band].sum()
+    out["octaves"].append([lo, 2 * lo])
+    out["ssr"].append(float(np.sqrt(s / e)))
+    out["error_share"].append(float(err.mean(0)[band].sum() / total))
+print(json.dumps(out))
+"""
+
+
+def scale_ssr(variant: str, samples: int, members: int) -> dict:
+    """Spread-skill ratio per octave of wavenumber, and each octave's share of the error power."""
+    import subprocess
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SCALE_CODE,
+            str(suite.model_dir(TAU, variant)),
+            str(TAU),
+            str(samples),
+            str(members),
+        ],
+        check=True,
+        cwd=ROOT,
+        env=suite.env1(),
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -56,6 +117,7 @@ def run(args: argparse.Namespace) -> dict:
         "train_samples": args.train_samples,
         "test_samples": args.test_samples,
         "members": args.members,
+        "scale_samples": args.sweep_samples,
     }
     suite.make_data([TAU], args.train_samples, args.test_samples)
     for variant in args.variants:
@@ -76,18 +138,80 @@ def run(args: argparse.Namespace) -> dict:
             results["eval"][variant] = r
             DATA.write_text(json.dumps(results, indent=1))
             write_report(results)
-    if "sweep" not in results and (suite.model_dir(TAU, "sfm") / "card.json").exists():
-        results["sweep"] = [
-            suite.evaluate(suite.model_dir(TAU, "sfm"), TAU, args.sweep_samples, args.members, s, n)
-            for s, n in (("euler", 4), ("euler", 10), ("euler", 25), ("euler", 50), ("heun", 6))
-        ]
-        DATA.write_text(json.dumps(results, indent=1))
-    if args.ship and (suite.model_dir(TAU, "sfm") / "weights.safetensors").exists():
-        if SHIPPED.exists():
-            shutil.rmtree(SHIPPED)
-        shutil.copytree(suite.model_dir(TAU, "sfm"), SHIPPED)
-        print(f"shipped {SHIPPED}")
+    results.setdefault("by_scale", {})
+    for variant in ("sfm", "cfm", "sfm-cond-y", "sfm-fixed-sigma"):
+        if variant in results["eval"] and variant not in results["by_scale"]:
+            results["by_scale"][variant] = scale_ssr(variant, args.sweep_samples, args.members)
+            DATA.write_text(json.dumps(results, indent=1))
+    results.setdefault("sampler_sweep", {})
+    for variant in ("sfm", "cfm"):
+        if not (suite.model_dir(TAU, variant) / "card.json").exists():
+            continue
+        for solver, steps, rho in SWEEP:
+            if variant != "sfm" and steps == 50:
+                continue  # the released 50-step Euler grid: sfm only (it costs 5x)
+            key = f"{variant}|{solver}|{steps}|{rho:g}"
+            if key not in results["sampler_sweep"]:
+                results["sampler_sweep"][key] = suite.evaluate(
+                    suite.model_dir(TAU, variant),
+                    TAU,
+                    args.sweep_samples,
+                    args.members,
+                    solver,
+                    steps,
+                    rho,
+                )
+                DATA.write_text(json.dumps(results, indent=1))
+    if args.ship:
+        ship(results)
     return results
+
+
+def ship(results: dict) -> None:
+    """Copy the ``sfm`` run into the package, with the study's figures as the card's metrics."""
+    import xsfm
+
+    source = suite.model_dir(TAU, "sfm")
+    if not (source / "weights.safetensors").exists() or "sfm" not in results["eval"]:
+        raise SystemExit(f"no trained and evaluated sfm run in {source}")
+    r = results["eval"]["sfm"]
+    model = xsfm.load_model(source)
+    keys = ("rmse", "mae", "crps", "ssr", "single_rmse", "spectrum_error", "ms_per_member_sample")
+    measured = {k: r[k] for k in keys}
+    measured["protocol"] = (
+        f"{r['samples']} held-out pairs (xsfm.datasets.kolmogorov_pairs, split 'test', seed 1, tau "
+        f"{TAU:g}), {r['members']} members, seed 0, {r['solver']} {r['steps']} steps, one thread; "
+        "vorticity in s-1; generated by benchmarks/kolmogorov_study.py"
+    )
+    base = results["eval"].get("regression")
+    if base:
+        measured["regression_rmse"] = base["rmse"]
+    training = dict(model.card.training)
+    training["command"] = training["command"].replace(str(ROOT) + "/", "")
+    model.card = model.card.replace(
+        metrics={**model.card.metrics, "held_out": measured}, training=training
+    )
+    if SHIPPED.exists():
+        shutil.rmtree(SHIPPED)
+    model.save(SHIPPED)
+    print(f"shipped {SHIPPED}")
+
+
+def gaussian_spread_errors() -> list[tuple[str, float]]:
+    """Relative std error of the samplers for an exact Gaussian denoiser, base std = data std."""
+    import torch
+
+    from xsfm.sampling.paths import edm_sigmas, gaussian_denoiser
+    from xsfm.sampling.solvers import make_sampler
+
+    out = []
+    for solver, steps, rho in SWEEP:
+        sampler = make_sampler(
+            solver, gaussian_denoiser(1.0, 0.5, 0.0, 0.5), edm_sigmas(steps, 0.01, 1.0, rho)
+        )
+        y = sampler(torch.tensor([0.0, 1.0], dtype=torch.float64))
+        out.append((f"{solver} {steps} (rho {rho:g})", float((y[1] - y[0]) * 0.5 / 0.5 - 1)))
+    return out
 
 
 def write_report(results: dict) -> None:
@@ -128,23 +252,47 @@ def write_report(results: dict) -> None:
             + ", ".join(f"[{a:g}, {b:g}]" for a, b in bounds)
             + ". sigma_z is the learned per-channel base-noise scale (for `sfm-fixed-sigma` the fixed value).",
         ]
-    if results.get("sweep"):
+    if results.get("sampler_sweep"):
         lines += [
             "",
-            "## Sampler steps (sfm)",
+            "## Sampler: solver, steps and time grid",
             "",
-            f"On {len(results['sweep']) and results['sweep'][0]['samples']} held-out pairs, "
-            f"{s['members']} members:",
+            f"On {s.get('scale_samples', 64)} held-out pairs, {s['members']} members. rho is the "
+            "exponent of the EDM time grid (7: the released setting, steps crowded near sigma = 0; 1: "
+            "uniform in sigma). For an exact Gaussian denoiser with base spread equal to the target's "
+            "(the situation SFM's sigma_z aims at) the ensemble std after sampling is off by "
+            + ", ".join(f"{name} {100 * err:+.0f}%" for name, err in gaussian_spread_errors())
+            + " (`gaussian_spread_errors()` in this script).",
             "",
-            "| solver | steps | NFE | CRPS | SSR | spectrum error, last octave |",
-            "|---|---|---|---|---|---|",
+            "| variant | solver | steps | rho | NFE | CRPS | SSR | spectrum error, last octave |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for r in results["sweep"]:
-            nfe = r["steps"] if r["solver"] == "euler" else 2 * r["steps"] - 1
+        for key, r in results["sampler_sweep"].items():
+            variant, solver, steps, rho = key.split("|")
+            nfe = int(steps) if solver == "euler" else 2 * int(steps) - 1
             lines.append(
-                f"| {r['solver']} | {r['steps']} | {nfe} | {r['crps']:.4f} | {r['ssr']:.2f} | "
+                f"| {variant} | {solver} | {steps} | {rho} | {nfe} | {r['crps']:.4f} | {r['ssr']:.2f} | "
                 f"{100 * r['spectrum_error'][-1]:+.0f}% |"
             )
+    if results.get("by_scale"):
+        first = next(iter(results["by_scale"].values()))
+        octs = ", ".join(f"[{a}, {b})" for a, b in first["octaves"])
+        lines += [
+            "",
+            "## Spread against error, scale by scale",
+            "",
+            f"Spread-skill ratio per octave of wavenumber (fundamental units: {octs}), from the Fourier "
+            "power of the ensemble-mean error and of the member deviations (sqrt((M+1)/M) corrected), "
+            f"on {s.get('scale_samples', 64)} held-out pairs, 16 members, Euler 10 steps; the last line "
+            "is each octave's share of the ensemble-mean error power.",
+            "",
+            "| variant | " + " | ".join(f"SSR {a}-{b}" for a, b in first["octaves"]) + " |",
+            "|---|" + "---|" * len(first["octaves"]),
+        ]
+        for variant, r in results["by_scale"].items():
+            lines.append(f"| {variant} | " + " | ".join(f"{v:.2f}" for v in r["ssr"]) + " |")
+        share = results["by_scale"].get("sfm", first)["error_share"]
+        lines.append("| error share (sfm) | " + " | ".join(f"{100 * v:.0f}%" for v in share) + " |")
     if results.get("findings"):
         lines += ["", "## Findings", "", results["findings"]]
     REPORT.write_text("\n".join(lines) + "\n")
@@ -161,10 +309,14 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=16)
     parser.add_argument("--ship", action="store_true", help="copy the sfm run to the package")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--ship-only", action="store_true", help="only copy the sfm run (see --ship)"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
-    if args.report_only:
-        write_report(json.loads(DATA.read_text()))
+    if args.report_only or args.ship_only:
+        results = json.loads(DATA.read_text())
+        ship(results) if args.ship_only else write_report(results)
         return
     write_report(run(args))
     print(f"study done in {time.perf_counter() - start:.0f} s")

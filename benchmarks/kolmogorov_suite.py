@@ -119,11 +119,12 @@ path, solver, steps = sys.argv[1], sys.argv[5], sys.argv[6]
 tau, n, members = float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 solver = None if solver == "none" else solver
 steps = None if steps == "none" else int(steps)
+extra = {"rho": float(sys.argv[7])} if len(sys.argv) > 7 else {}
 coarse, fine = kolmogorov_data(tau, n, "test", 1, ".cache/xsfm")
 coarse, truth = coarse[["vorticity"]], fine["vorticity"]
 start = time.perf_counter()
 ens = coarse.sfm.downscale(
-    model=path, members=members, seed=0, steps=steps, solver=solver, batch_size=8
+    model=path, members=members, seed=0, steps=steps, solver=solver, batch_size=8, **extra
 )["vorticity"].compute()
 seconds = time.perf_counter() - start
 octaves = metrics.spectrum_error_by_octave(ens, truth)
@@ -137,14 +138,20 @@ out = {
         for a, b in zip(octaves["octave_lower"].values, octaves["octave_upper"].values)
     ],
     "ms_per_member_sample": 1000 * seconds / (n * members), "seconds": seconds,
-    "solver": solver, "steps": steps, "members": members, "samples": n,
+    "solver": solver, "steps": steps, "members": members, "samples": n, **extra,
 }
 print(json.dumps(out))
 """
 
 
 def evaluate(
-    path: Path | str, tau: float, n: int, members: int, solver: str | None, steps: int | None
+    path: Path | str,
+    tau: float,
+    n: int,
+    members: int,
+    solver: str | None,
+    steps: int | None,
+    rho: float | None = None,
 ) -> dict:
     result = subprocess.run(
         [
@@ -157,6 +164,7 @@ def evaluate(
             str(members),
             str(solver).lower() if solver else "none",
             str(steps) if steps else "none",
+            *([str(rho)] if rho is not None else []),
         ],
         check=True,
         cwd=ROOT,

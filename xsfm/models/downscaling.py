@@ -569,8 +569,14 @@ class Downscaler(nn.Module):
 
     # ------------------------------------------------------------------ sampling
 
-    def _sampler_settings(self, steps: int | None, solver: str | None) -> dict[str, Any]:
+    def _sampler_settings(
+        self, steps: int | None, solver: str | None, rho: float | None = None
+    ) -> dict[str, Any]:
         s = dict(self._config["sampler"])
+        if rho is not None:
+            if not float(rho) > 0:
+                raise ValueError(f"rho (the time-grid exponent) must be > 0, got {rho}")
+            s["rho"] = float(rho)
         if steps is not None:
             if int(steps) < 1:
                 raise ValueError(f"steps must be at least 1, got {steps}")
@@ -605,6 +611,7 @@ class Downscaler(nn.Module):
         members: int = 1,
         steps: int | None = None,
         solver: str | None = None,
+        rho: float | None = None,
     ) -> torch.Tensor:
         """Draw ``members`` fine fields per coarse input.
 
@@ -618,6 +625,8 @@ class Downscaler(nn.Module):
             Ensemble size ``M``.
         steps, solver
             Override the config's sampler (``"euler"`` or ``"heun"``, number of steps).
+        rho
+            Override the exponent of the EDM time grid (7 by default; 1 is uniform in sigma).
 
         Returns
         -------
@@ -639,7 +648,7 @@ class Downscaler(nn.Module):
         noise = randn(generators, shape, device=generators[0].device if generators else "cpu")
         noise = noise.to(y.device)
         y_rep = y.repeat_interleave(members, dim=0)
-        x = self._sample_normalised(y_rep, noise, self._sampler_settings(steps, solver))
+        x = self._sample_normalised(y_rep, noise, self._sampler_settings(steps, solver, rho))
         fine = self.denormalise(x.float())
         return fine.reshape(b, members, *fine.shape[1:])
 
