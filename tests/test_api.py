@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import xsfm
 from xsfm.errors import InputError
+from xsfm.testing import unchanged
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -176,8 +177,12 @@ def test_seeded_results_independent_of_batching(trained, coarse, batch_size):
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    extra=st.lists(st.sampled_from(["level", "realization", "ens"]), unique=True, max_size=2),
-    sizes=st.lists(st.integers(1, 2), min_size=2, max_size=2),
+    extra=st.lists(
+        st.sampled_from(["level", "realization", "ens", "forecast_period", "scenario"]),
+        unique=True,
+        max_size=3,
+    ),
+    sizes=st.lists(st.integers(1, 3), min_size=3, max_size=3),
 )
 def test_pass_through_dims_and_coords(trained, coarse, extra, sizes):
     ds = coarse.isel(time=slice(0, 1))
@@ -185,12 +190,18 @@ def test_pass_through_dims_and_coords(trained, coarse, extra, sizes):
         ds = ds.expand_dims({name: size}).assign_coords(
             {name: (name, np.arange(size) * 10, {"long_name": name})}
         )
-    out = _run(ds, trained, members=1, steps=2)
+    with unchanged(ds):
+        out = _run(ds, trained, members=1, steps=2)
     da = out["tas"]
     assert da.dims[0] == "member" and da.dims[-2:] == ("y", "x")
     assert set(da.dims[1:-2]) == {"time", *extra}
     for name in extra:
         xr.testing.assert_identical(out[name], ds[name])
+    spec = trained.card.outputs[0]
+    assert {k: da.attrs[k] for k in ("units", "standard_name", "long_name")} == {
+        k: spec[k] for k in ("units", "standard_name", "long_name")
+    }
+    assert out["member"].attrs["standard_name"] == "realization"
 
 
 def test_missing_variables_reported_together(trained, coarse):

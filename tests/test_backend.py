@@ -194,6 +194,7 @@ def test_cuda_round_trip():
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cupy_round_trip_zero_copy():
     cupy = pytest.importorskip("cupy")
     array = cupy.arange(12, dtype=cupy.float32).reshape(3, 4)

@@ -193,6 +193,30 @@ def test_select_era5_netcdf_level_in_millibars_without_standard_names():
     np.testing.assert_array_equal(out["u850"].values, ds["u"].sel(level=850).values)
 
 
+def test_select_by_grib_short_name_only():
+    # an unrelated variable name, no standard_name, no long_name: only cfgrib's GRIB_shortName says
+    # it is the card's "2t" alias of t2m
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset(
+        {
+            "var167": (("y", "x"), rng.normal(size=(3, 4)), {"units": "K", "GRIB_shortName": "2t"}),
+            "var165": (
+                ("y", "x"),
+                rng.normal(size=(3, 4)),
+                {"units": "m s-1", "GRIB_shortName": "10u"},
+            ),
+        }
+    )
+    specs = [
+        spec("t2m", "air_temperature", "K", aliases=["2t"]),
+        spec("u10m", "eastward_wind", "m s-1", aliases=["10u"]),
+    ]
+    with unchanged(ds):
+        out = select_inputs(ds, specs)
+    xr.testing.assert_equal(out["t2m"], ds["var167"])
+    xr.testing.assert_equal(out["u10m"], ds["var165"])
+
+
 def test_select_by_long_name():
     ds = fm.gfs_like()
     out = select_inputs(

@@ -37,6 +37,14 @@ def test_card_json_round_trip_and_html():
     html = card._repr_html_()
     assert "air_temperature" in html
     assert "<table>" in html
+    hostile = _card(
+        inputs=[
+            {"name": "a", "units": "K", "standard_name": "x", "long_name": "<script>bad()</script>"}
+        ]
+    )
+    rendered = hostile._repr_html_()
+    assert "<script>" not in rendered
+    assert "&lt;script&gt;" in rendered
 
 
 def test_card_rejects_unknown_keys_and_bad_kind():
@@ -163,6 +171,14 @@ def test_cwa_card_complete_and_missing_weights_explained():
         model.network()
     assert "XSFM_MODEL_PATH" in str(err.value)
     assert "register_model" in str(err.value)
+
+
+def test_downscale_with_cwa_without_weights_says_how_to_get_them():
+    from xsfm.examples import example_input
+
+    coarse = example_input(xsfm.load_model("cwa-2km"))
+    with pytest.raises(WeightsMissingError, match="xsfm train sfm --preset cwa-2km"):
+        coarse.sfm.downscale(model="cwa-2km", members=1)
 
 
 def test_shipped_cards_are_valid_json():

@@ -127,8 +127,15 @@ def _pairs(n=8):
         {"w": (("sample", "y", "x"), rng.normal(size=(n, 4, 4)).astype("f4"), attrs)},
         coords=grid(4),
     )
+    # the fine truth in other units than the input: the output must follow the card (fine units)
     f = xr.Dataset(
-        {"w": (("sample", "y", "x"), rng.normal(size=(n, 8, 8)).astype("f4"), attrs)},
+        {
+            "w": (
+                ("sample", "y", "x"),
+                rng.normal(size=(n, 8, 8)).astype("f4"),
+                {**attrs, "units": "h-1"},
+            )
+        },
         coords=grid(8),
     )
     return c, f
@@ -151,7 +158,7 @@ def test_every_method_downscales_with_card_units_and_members(method, tmp_path):
     out = coarse.isel(sample=[0, 1]).sfm.downscale(model=str(path), members=3, steps=2)
     assert out["w"].dims == ("member", "sample", "y", "x")
     assert out.sizes["member"] == 3 and out.sizes["x"] == 8
-    assert out["w"].attrs["units"] == "s-1"
+    assert out["w"].attrs["units"] == model.card.outputs[0]["units"] == "h-1"
     assert method in out.attrs["source"]
     spread = float(out["w"].std("member").mean())
     if method == "regression":
