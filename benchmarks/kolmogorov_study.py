@@ -48,6 +48,9 @@ SWEEP = [
     ("heun", 6, 1.0),
     ("heun", 11, 1.0),
 ]
+suite.RUNS = RUNS
+suite.VARIANTS.update(STUDY_VARIANTS)
+suite.EVAL_SAMPLER.update(dict.fromkeys(STUDY_VARIANTS, ("euler", 10)))
 ORDER = ["sfm", "cfm", "sfm-cond-y", "sfm-fixed-sigma", "edm", "corrdiff", "regression"]
 
 
@@ -104,9 +107,6 @@ def scale_ssr(variant: str, samples: int, members: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    suite.RUNS = RUNS
-    suite.VARIANTS.update(STUDY_VARIANTS)
-    suite.EVAL_SAMPLER.update(dict.fromkeys(STUDY_VARIANTS, ("euler", 10)))
     results = json.loads(DATA.read_text()) if DATA.exists() else {}
     results.setdefault("eval", {})
     results.setdefault("train_seconds", {})
