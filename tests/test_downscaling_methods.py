@@ -249,3 +249,16 @@ def test_state_dict_roundtrip_through_safetensors(tmp_path) -> None:
     a = m.sample(coarse, stream_generators(0, [0], 2), members=2, steps=3)
     b = again.sample(coarse, stream_generators(0, [0], 2), members=2, steps=3)
     assert torch.equal(a, b)
+
+
+def test_rho_override_changes_the_time_grid_and_is_checked() -> None:
+    m = _model("sfm")
+    coarse, _ = _data(1)
+    gens = lambda: stream_generators(3, [0], 2)  # noqa: E731
+    default = m.sample(coarse, gens(), members=2, steps=4)
+    same = m.sample(coarse, gens(), members=2, steps=4, rho=7.0)
+    uniform = m.sample(coarse, gens(), members=2, steps=4, rho=1.0)
+    assert torch.equal(default, same)  # 7 is the config's value
+    assert not torch.allclose(default, uniform)
+    with pytest.raises(ValueError, match="rho"):
+        m.sample(coarse, gens(), members=2, steps=4, rho=0.0)
