@@ -301,9 +301,19 @@ def long_protocol(args: argparse.Namespace, log, done: dict[str, Any]) -> dict[s
         if name in done:
             rows[name] = done[name]
             continue
-        ana, sec = timed(
-            x0.sfm.assimilate, obs, members=args.long_members, seed=0, steps=args.sde_steps, **opts
-        )
+        try:
+            ana, sec = timed(
+                x0.sfm.assimilate,
+                obs,
+                members=args.long_members,
+                seed=0,
+                steps=args.sde_steps,
+                **opts,
+            )
+        except FloatingPointError as err:  # a member thrown off the attractor: say so
+            rows[name] = {"diverged": str(err), **opts}
+            log(f"long {name}: diverged ({err})")
+            continue
         rows[name] = {
             "seconds": sec,
             "blocks": block_rmse(ana["state"], truth, block),
@@ -325,6 +335,10 @@ def long_protocol(args: argparse.Namespace, log, done: dict[str, Any]) -> dict[s
 def f(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if math.isinf(value):
+        return "-inf (diverged)" if value < 0 else "inf"
+    if abs(value) >= 1e4:
+        return f"{value:.1e}"
     return f"{value:.{digits}f}" if abs(value) < 1000 else f"{value:.1f}"
 
 
@@ -388,6 +402,7 @@ def write_report(results: dict[str, Any]) -> None:
         lines += [
             "",
             "Checks (FlowDAS 1st order, softmax; the card's zeta and the paper's):",
+            "",
         ]
         for name in [n for n in rows if n.startswith("flowdas-1st-softmax")]:
             fd = rows[name]
@@ -440,6 +455,9 @@ def write_report(results: dict[str, Any]) -> None:
         ]
         for name in [n for n in ("bpf", "enkf", "forecast", *LONG_VARIANTS) if n in rows]:
             r = rows[name]
+            if "diverged" in r:
+                lines.append(f"| {name} | diverged: {r['diverged']} |" + " |" * (nblocks + 2))
+                continue
             lines.append(
                 f"| {name} | {f(r['window']['single'][0])} | {f(r['window']['mean'][0])} | "
                 + " | ".join(f(v) for v in r["blocks"]["single"])
@@ -447,7 +465,7 @@ def write_report(results: dict[str, Any]) -> None:
             )
         bpf, fc = rows["bpf"], rows["forecast"]
         lines += ["", "Checks (single-draw RMSE):", ""]
-        for name in [n for n in LONG_VARIANTS if n in rows]:
+        for name in [n for n in LONG_VARIANTS if n in rows and "diverged" not in rows[n]]:
             fd = rows[name]
             ratios = [
                 a / b for a, b in zip(fd["blocks"]["single"], bpf["blocks"]["single"], strict=True)
