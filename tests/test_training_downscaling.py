@@ -56,7 +56,7 @@ def test_sigma_z_is_the_ml_estimate() -> None:
     assert len(res.history["sigma_z"]) == 200
 
 
-@pytest.mark.parametrize("method", ["sfm", "sfm-two-stage"])
+@pytest.mark.parametrize("method", ["sfm", "sfm-two-stage", "edm", "corrdiff", "cfm"])
 def test_resume_is_exact(method: str, tmp_path) -> None:
     coarse, fine = _pairs()
     kw = {"steps": 8, "batch_size": 4, "lr": 1e-2, "sigma_z_every": 2, "seed": 3, "progress": False}
