@@ -402,7 +402,7 @@ def write_report(results: dict[str, Any]) -> None:
             f"{floor['w1']:.4f} from the reference, the distance sampling noise alone gives at that "
             "ensemble size.",
         ]
-        fd, bpf = rows["flowdas-1st-softmax"], rows["bpf"]
+        bpf = rows["bpf"]
         lines += [
             "",
             "Checks (FlowDAS 1st order, softmax, at each zeta):",
