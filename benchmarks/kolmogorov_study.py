@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> dict:
             write_report(results)
     results.setdefault("by_scale", {})
     for variant in ("sfm", "cfm", "sfm-cond-y", "sfm-fixed-sigma"):
-        if variant in results["eval"] and variant not in results["by_scale"]:
+        present = (suite.model_dir(TAU, variant) / "card.json").exists()
+        if variant in results["eval"] and variant not in results["by_scale"] and present:
             results["by_scale"][variant] = scale_ssr(variant, args.sweep_samples, args.members)
             DATA.write_text(json.dumps(results, indent=1))
     results.setdefault("sampler_sweep", {})
