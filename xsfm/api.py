@@ -30,7 +30,14 @@ from xsfm.models.base import Model, load_model
 if TYPE_CHECKING:
     from xsfm.cf import SpatialGrid
 
-__all__ = ["DEFAULT_DOWNSCALING_MODEL", "assemble_output", "downscale", "prepare_inputs"]
+__all__ = [
+    "DEFAULT_DOWNSCALING_MODEL",
+    "assemble_output",
+    "check_members",
+    "downscale",
+    "extend_history",
+    "prepare_inputs",
+]
 
 DEFAULT_DOWNSCALING_MODEL = "kolmogorov-sfm"
 
@@ -180,12 +187,23 @@ def assemble_output(
     card = model.card
     attrs = dict(source.attrs)
     attrs["source"] = f"xsfm {xsfm.__version__}, model {card.name} v{card.version} ({card.method})"
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    entries = [f"{stamp} xsfm {xsfm.__version__}: {call}"] + [
-        f"{stamp} xsfm: {note}" for note in prepared.notes
-    ]
-    attrs["history"] = "\n".join(([attrs["history"]] if attrs.get("history") else []) + entries)
+    attrs["history"] = extend_history(attrs.get("history"), call, prepared.notes)
     return out.assign_attrs(attrs)
+
+
+def extend_history(previous: str | None, call: str, notes: list[str]) -> str:
+    """The ``history`` attribute: the input's, then a time-stamped line for the call and each note.
+
+    Examples
+    --------
+    >>> len(extend_history("made by hand", "downscale(...)", ["cut to the domain"]).splitlines())
+    3
+    """
+    import xsfm
+
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entries = [f"{stamp} xsfm {xsfm.__version__}: {call}"] + [f"{stamp} xsfm: {n}" for n in notes]
+    return "\n".join(([previous] if previous else []) + entries)
 
 
 def _resolve_device(device: str | None, data: xr.DataArray) -> str:

@@ -22,7 +22,6 @@ assimilated together.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from xsfm.api import MEMBER_ATTRS, check_members, extend_history
 from xsfm.errors import InputError, InvalidValuesError, MissingVariableError, raise_all
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ __all__ = ["DEFAULT_ASSIMILATION_MODEL", "assimilate", "forecast"]
 DEFAULT_ASSIMILATION_MODEL = "lorenz63-flowdas"
 METHODS = ("flowdas", "bpf", "enkf")
 
-_MEMBER_ATTRS = {"standard_name": "realization", "long_name": "ensemble member", "units": "1"}
 _SPEC_ATTRS = ("standard_name", "long_name", "units")
 
 
@@ -272,7 +271,7 @@ def _assemble(
         dims=dims,
     )
     coords: dict[Hashable, Any] = {
-        "member": xr.Variable("member", np.arange(members), _MEMBER_ATTRS)
+        "member": xr.Variable("member", np.arange(members), MEMBER_ATTRS)
     }
     for name, coord in state.coords.items():
         if time_dim in coord.dims or name == time_dim:
@@ -282,12 +281,9 @@ def _assemble(
     coords.update(time_coords)
     da = da.assign_coords(coords).assign_attrs(attrs)
     name = spec.get("name", state.name or "state")
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    entries = [f"{stamp} xsfm {xsfm.__version__}: {call}"] + [f"{stamp} xsfm: {n}" for n in notes]
-    previous = state.attrs.get("history")
     return xr.Dataset({name: da}).assign_attrs(
         source=f"xsfm {xsfm.__version__}, {source}",
-        history="\n".join(([previous] if previous else []) + entries),
+        history=extend_history(state.attrs.get("history"), call, notes),
     )
 
 
@@ -412,7 +408,7 @@ def forecast(
 
     m = _load_flowdas(model)
     lead = _check_int(lead, "lead", 0)
-    members = _check_int(members, "members", 1)
+    members = check_members(members)
     seed = _check_int(seed, "seed", -(2**62))
     da, pass_dims, state_dims, spec = _flowdas_state(state, m, time_dim)
     network = m.network("cpu")
@@ -518,7 +514,7 @@ def assimilate(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    members = _check_int(members, "members", 1)
+    members = check_members(members)
     seed = _check_int(seed, "seed", -(2**62))
     notes: list[str] = []
     if method == "flowdas":
