@@ -344,7 +344,10 @@ def main() -> None:
     start = time.perf_counter()
     if args.report_only or args.ship_only:
         results = json.loads(DATA.read_text())
-        ship(results) if args.ship_only else write_report(results)
+        if args.ship_only:
+            ship(results)
+        else:
+            write_report(results)
         return
     write_report(run(args))
     print(f"study done in {time.perf_counter() - start:.0f} s")

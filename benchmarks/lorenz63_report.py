@@ -272,21 +272,21 @@ def long_protocol(args: argparse.Namespace, log, done: dict[str, Any]) -> dict[s
         }
     }
     rows: dict[str, Any] = {}
+
+    def window_scores(ens: xr.DataArray, sec: float) -> dict[str, Any]:
+        return {
+            "seconds": sec,
+            "blocks": block_rmse(ens, truth, block),
+            "window": block_rmse(ens, truth, steps),
+        }
+
     (bpf, _), sec = timed(bpf_run, x0, obs, args.particles, 64, 0)
-    rows["bpf"] = {
-        "seconds": sec,
-        "blocks": block_rmse(bpf, truth, block),
-        "window": block_rmse(bpf, truth, steps),
-    }
+    rows["bpf"] = window_scores(bpf, sec)
     log(f"long bpf: {rows['bpf']}")
     enkf, sec = timed(
         x0.sfm.assimilate, obs, method="enkf", transition=lorenz63_transition(), members=64
     )
-    rows["enkf"] = {
-        "seconds": sec,
-        "blocks": block_rmse(enkf["state"], truth, block),
-        "window": block_rmse(enkf["state"], truth, steps),
-    }
+    rows["enkf"] = window_scores(enkf["state"], sec)
     log(f"long enkf: {rows['enkf']}")
     if "forecast" in done:
         rows["forecast"] = done["forecast"]
@@ -294,11 +294,7 @@ def long_protocol(args: argparse.Namespace, log, done: dict[str, Any]) -> dict[s
         fc, sec = timed(
             x0.sfm.forecast, lead=steps, members=args.long_members, seed=0, steps=args.sde_steps
         )
-        rows["forecast"] = {
-            "seconds": sec,
-            "blocks": block_rmse(fc["state"], truth, block),
-            "window": block_rmse(fc["state"], truth, steps),
-        }
+        rows["forecast"] = window_scores(fc["state"], sec)
         log(f"long forecast: {rows['forecast']}")
     for name, opts in LONG_VARIANTS.items():
         if name in done:
@@ -317,12 +313,7 @@ def long_protocol(args: argparse.Namespace, log, done: dict[str, Any]) -> dict[s
             rows[name] = {"diverged": str(err), **opts}
             log(f"long {name}: diverged ({err})")
             continue
-        rows[name] = {
-            "seconds": sec,
-            "blocks": block_rmse(ana["state"], truth, block),
-            "window": block_rmse(ana["state"], truth, steps),
-            **opts,
-        }
+        rows[name] = {**window_scores(ana["state"], sec), **opts}
         log(f"long {name}: {rows[name]}")
     out["rows"] = rows
     out["members"] = {
