@@ -86,25 +86,7 @@ print(json.dumps(out))
 
 def scale_ssr(variant: str, samples: int, members: int) -> dict:
     """Spread-skill ratio per octave of wavenumber, and each octave's share of the error power."""
-    import subprocess
-
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCALE_CODE,
-            str(suite.model_dir(TAU, variant)),
-            str(TAU),
-            str(samples),
-            str(members),
-        ],
-        check=True,
-        cwd=ROOT,
-        env=suite.env1(),
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return suite.run_json(SCALE_CODE, suite.model_dir(TAU, variant), TAU, samples, members)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -108,6 +108,19 @@ def train_one(tau: float, variant: str, steps: int, train: int) -> float:
     return seconds
 
 
+def run_json(code: str, *argv: object) -> dict:
+    """Run ``code`` in a fresh one-thread interpreter with ``argv``; parse its last line as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, argv)],
+        check=True,
+        cwd=ROOT,
+        env=env1(),
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 EVAL_CODE = r"""
 import json, sys, time
 import numpy as np, torch, xarray as xr
@@ -153,26 +166,16 @@ def evaluate(
     steps: int | None,
     rho: float | None = None,
 ) -> dict:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            EVAL_CODE,
-            str(path),
-            str(tau),
-            str(n),
-            str(members),
-            str(solver).lower() if solver else "none",
-            str(steps) if steps else "none",
-            *([str(rho)] if rho is not None else []),
-        ],
-        check=True,
-        cwd=ROOT,
-        env=env1(),
-        capture_output=True,
-        text=True,
+    return run_json(
+        EVAL_CODE,
+        path,
+        tau,
+        n,
+        members,
+        str(solver).lower() if solver else "none",
+        steps if steps else "none",
+        *([rho] if rho is not None else []),
     )
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def misalignment(taus: list[float], n: int) -> dict[str, float]:
@@ -186,15 +189,7 @@ def misalignment(taus: list[float], n: int) -> dict[str, float]:
         "    out[str(tau)] = [float(metrics.rmse(up, f['vorticity'])), float(f['vorticity'].std())]\n"
         "print(json.dumps(out))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(n), *map(str, taus)],
-        check=True,
-        cwd=ROOT,
-        env=env1(),
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_json(code, n, *taus)
 
 
 def fmt(value: float, digits: int = 3) -> str:
