@@ -79,6 +79,7 @@ class UNetEncoder(nn.Module):
         channel_mult: Sequence[int] = (1, 2),
         num_blocks: int = 1,
         grid: str = "none",
+        patch: int = 1,
         padding_mode: str = "zeros",
         seed: int = 0,
     ) -> None:
@@ -91,6 +92,7 @@ class UNetEncoder(nn.Module):
             num_blocks=num_blocks,
             embedding="none",
             grid=grid,
+            patch=patch,
             padding_mode=padding_mode,
             seed=seed,
         )
@@ -108,6 +110,7 @@ class UNetEncoder(nn.Module):
             "channel_mult": cfg["channel_mult"],
             "num_blocks": cfg["num_blocks"],
             "grid": grid,
+            "patch": cfg["patch"],
             "padding_mode": padding_mode,
             "seed": int(seed),
         }

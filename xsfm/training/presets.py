@@ -126,7 +126,13 @@ def train_kolmogorov(
             "channel_mult": list(opts["channel_mult"]),
             "patch": int(opts["patch"]),
         },
-        "encoder": {"kind": opts["encoder"]},
+        # The U-Net encoder works on the backbone's patches too: at full 64x64 resolution it
+        # would cost more than the flow network it feeds.
+        "encoder": (
+            {"kind": "unet", "patch": int(opts["patch"])}
+            if opts["encoder"] == "unet"
+            else {"kind": opts["encoder"]}
+        ),
     }
     if method in ("sfm", "sfm-two-stage", "sfm-fixed-sigma"):
         network["condition_on_input"] = bool(opts["condition_on_input"])
