@@ -87,6 +87,24 @@ def test_guidance_pulls_toward_the_observations():
     assert _nrmse(guided, truth) < 0.9 * _nrmse(free, truth)
 
 
+def test_member_resampling_from_xarray(l63):
+    x0 = l63.state.isel(time=[0])
+    kw = {"members": 4, "steps": N_SDE, "seed": 2}
+    free = x0.sfm.assimilate(l63.obs, **kw)
+    picked = x0.sfm.assimilate(l63.obs, resample_members=True, **kw)
+    again = x0.sfm.assimilate(l63.obs, resample_members=True, **kw)
+    xr.testing.assert_identical(picked, again)
+    assert "resample_members=True" in picked.attrs["history"]
+    # the first analysis is the same draw; selection happens after it, so each member's first
+    # state is one of the free members' first states
+    first_free = free["state"].isel(time=0).values  # [member, trajectory, component]
+    first_picked = picked["state"].isel(time=0).values
+    for m in range(4):
+        for t in range(3):
+            assert np.isclose(first_picked[m, t], first_free[:, t]).all(axis=-1).any()
+    assert not np.array_equal(picked["state"].values, free["state"].values)
+
+
 def test_forecast_continues_the_time_axis(l63):
     fc = l63.state.isel(time=[0, 1]).sfm.forecast(lead=3, members=2, steps=N_SDE)
     assert fc["state"].dims == ("member", "trajectory", "time", "component")
@@ -149,6 +167,12 @@ def test_bad_arguments(l63):
         x0.sfm.assimilate(l63.obs, method="bpf")
     with pytest.raises(ValueError, match="downscaling model"):
         x0.sfm.assimilate(l63.obs, model="interpolation")
+    with pytest.raises(ValueError, match="resample_members is a FlowDAS option"):
+        x0.sfm.assimilate(
+            l63.obs, method="enkf", transition=lorenz63_transition(), resample_members=True
+        )
+    with pytest.raises(TypeError, match="resample_members must be True or False"):
+        x0.sfm.assimilate(l63.obs, resample_members="yes")
     with pytest.raises(ValueError, match="after the state's time"):
         l63.state.sfm.assimilate(l63.obs, members=1)
     with pytest.raises(InputError, match="no observation operator"):

@@ -29,3 +29,20 @@ def test_demo_writes_outputs_and_beats_interpolation(tmp_path, capsys):
     assert fine.sizes["member"] == 4
     assert results["rmse"] < results["rmse_interpolation"]
     assert 0 < results["crps"] < results["rmse_interpolation"]
+
+
+def test_baselines_the_study_compares_against_ship_too():
+    from xsfm.examples import example_truth
+
+    for method in ("regression", "cfm", "edm", "corrdiff"):
+        m = xsfm.load_model(f"kolmogorov-{method}")
+        assert m.card.method == method
+        assert m.card.training["command"].startswith(f"xsfm train {method} --preset kolmogorov")
+        assert m.card.training["data"]["tau"] == 2.0
+        assert "kolmogorov_study.py" in m.card.metrics["held_out"]["protocol"]
+        coarse = m.example_input().isel(sample=slice(0, 2))
+        out = coarse.sfm.downscale(model=m, members=2, steps=3, seed=0)["vorticity"]
+        truth = example_truth(m)["vorticity"].isel(sample=slice(0, 2))
+        assert out.attrs["units"] == "s-1" and out.shape == (2, 2, *truth.shape[1:])
+        spread = float(out.std("member").mean())
+        assert (spread == 0.0) == (method == "regression")  # only regression is deterministic

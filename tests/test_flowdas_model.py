@@ -182,3 +182,57 @@ def test_trained_assimilation_moves_toward_kalman_posterior(ar1_model):
     free_err = abs(float(free.mean()) - post_mean)
     guided_err = abs(float(guided.mean()) - post_mean)
     assert guided_err < 0.5 * free_err
+
+
+def _spread_members(model: FlowDAS, members: int, obs: torch.Tensor, **kwargs):
+    """Two trajectories x ``members`` rows, each member started at a different x (component 0)."""
+    starts = torch.tensor([[-12.0 + 6.0 * m, 0.0, 25.0] for m in range(members)] * 2)
+    gens = stream_generators(3, range(2), members)
+    return model.assimilate(
+        starts,
+        obs.repeat_interleave(members, dim=0),
+        Elementwise(components=0, noise_std=0.05),
+        generators=gens,
+        steps=4,
+        members=members,
+        zeta=0.0,
+        **kwargs,
+    )
+
+
+def test_member_resampling_keeps_the_members_the_observation_favours():
+    model = lorenz_model()
+    obs = torch.tensor([[12.0, 12.0], [-12.0, -12.0]])  # trajectory 0 near x = 12, 1 near -12
+    free = _spread_members(model, 5, obs)
+    picked = _spread_members(model, 5, obs, resample_members=True)
+    # without selection the members stay spread out; with it each trajectory keeps the member
+    # whose analysis is nearest its observation (noise 0.05 makes the weights decisive)
+    assert float(free[:5, 0, 0].std()) > 5
+    for traj, target in ((0, 12.0), (1, -12.0)):
+        rows = picked[5 * traj : 5 * (traj + 1), :, 0]
+        nearest = free[5 * traj : 5 * (traj + 1), 0, 0].sub(target).abs().argmin()
+        torch.testing.assert_close(rows[:, 0], free[5 * traj + nearest, 0, 0].expand(5))
+        assert float((rows[:, 1] - target).abs().max()) < float(
+            (free[5 * traj :, 1, 0] - target).abs().max()
+        )
+    again = _spread_members(model, 5, obs, resample_members=True)
+    assert torch.equal(picked, again)
+
+
+def test_member_resampling_skips_unobserved_times_and_checks_the_grouping():
+    model = lorenz_model()
+    obs = torch.tensor([[float("nan"), 12.0], [float("nan"), -12.0]])
+    free = _spread_members(model, 4, obs)
+    picked = _spread_members(model, 4, obs, resample_members=True)
+    torch.testing.assert_close(picked[:, 0], free[:, 0])  # nothing observed: nothing selected
+    assert float(picked[:4, 1, 0].std()) < 1e-3 < float(free[:4, 1, 0].std())
+    with pytest.raises(ValueError, match="members=3 must divide the 8 rows"):
+        model.assimilate(
+            torch.zeros(8, 3),
+            torch.zeros(8, 1),
+            lorenz63_operator(),
+            generators=stream_generators(0, range(8), 1),
+            steps=2,
+            members=3,
+            resample_members=True,
+        )

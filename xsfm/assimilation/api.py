@@ -449,6 +449,7 @@ def assimilate(
     particles: int = 1024,
     state_dims: Sequence[Hashable] | None = None,
     time_dim: str = "time",
+    resample_members: bool = False,
     **guidance_options: Any,
 ) -> xr.Dataset:
     r"""Assimilate observations in time order, starting from a known state; return the analysis ensemble.
@@ -491,6 +492,13 @@ def assimilate(
         State dims for the classical filters (default: the state's dims that ``obs`` lacks).
     time_dim
         Name of the time dim.
+    resample_members
+        FlowDAS only (an extension of the paper's method): after each analysis, resample the
+        members of each sample by the likelihood of their analysis states, so members that have
+        lost the trajectory are replaced by copies of those that kept it, as a particle filter
+        does (see :mod:`xsfm.models.assimilation`). Needs enough members to represent the
+        uncertainty (for Lorenz-63 over 200 steps, see the Lorenz-63 benchmark); a member's states
+        at different times then belong to different lineages.
 
     Returns
     -------
@@ -517,6 +525,8 @@ def assimilate(
     members = check_members(members)
     seed = _check_int(seed, "seed", -(2**62))
     notes: list[str] = []
+    if not isinstance(resample_members, bool):
+        raise TypeError(f"resample_members must be True or False, got {resample_members!r}")
     if method == "flowdas":
         return _assimilate_flowdas(
             state,
@@ -531,6 +541,12 @@ def assimilate(
             time_dim,
             notes,
             guidance_options,
+            resample_members,
+        )
+    if resample_members:
+        raise ValueError(
+            f"resample_members is a FlowDAS option; method={method!r} resamples on its own terms "
+            "(bpf) or not at all (enkf): drop resample_members"
         )
     if transition is None:
         raise ValueError(
@@ -566,6 +582,7 @@ def _assimilate_flowdas(
     time_dim: str,
     notes: list[str],
     guidance_options: dict[str, Any],
+    resample_members: bool = False,
 ) -> xr.Dataset:
     import torch
 
@@ -586,7 +603,15 @@ def _assimilate_flowdas(
     y_rows = torch.from_numpy(np.repeat(y, members, axis=0))
     gens = stream_generators(seed, range(n), members)
     out = network.assimilate(
-        rows, y_rows, op, generators=gens, steps=steps, guidance=guidance, **guidance_options
+        rows,
+        y_rows,
+        op,
+        generators=gens,
+        steps=steps,
+        guidance=guidance,
+        members=members,
+        resample_members=resample_members,
+        **guidance_options,
     )
     values = out.double().numpy().reshape(n, members, *out.shape[1:])
     time_coords = {k: c.variable for k, c in obs.coords.items() if c.dims == (time_dim,)}
@@ -598,6 +623,7 @@ def _assimilate_flowdas(
         steps=steps,
         guidance={**(guidance or {}), **guidance_options} or None,
         seed=seed,
+        **({"resample_members": True} if resample_members else {}),
     )
     return _assemble(
         values,

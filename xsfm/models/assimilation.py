@@ -1,4 +1,4 @@
-"""FlowDAS: data assimilation with a stochastic-interpolant forecast model and observation guidance.
+r"""FlowDAS: data assimilation with a stochastic-interpolant forecast model and observation guidance.
 
 :class:`FlowDAS` wraps a drift network (:class:`~xsfm.nn.mlp.DriftMLP` for vector states) with the
 normalisation statistics as buffers, so its public methods take and return **physical units**:
@@ -10,6 +10,19 @@ normalisation statistics as buffers, so its public methods take and return **phy
 Ensembles: each row of the batch is one independent run (a trajectory x member stream with its own
 generator) carrying its own history, so uncertainty propagates as in an ensemble filter. Rows are
 batched through the network together; results do not depend on which rows share a batch.
+
+Member resampling (``resample_members=True``, an extension, not in the paper): after each analysis
+the members of one trajectory are resampled (systematic resampling) with weights
+:math:`w_m \propto p(y_t \mid x_t^{(m)})`, the observation likelihood of each member's analysis.
+Guided members alone cannot correct what the observation does not see (for Lorenz-63, y and z):
+each follows its own narrow one-step transition, and nothing removes a member that has left the
+trajectory. Selection supplies the missing cross-member information, as in a particle filter.
+With ``zeta = 0`` this is exactly a bootstrap particle filter on the learned transition; with
+guidance the proposal already leans toward :math:`y_t`, and weighting by the full likelihood
+counts part of the observation twice (the proposal density is not available to correct it), so
+the ensemble is somewhat over-confident when ``zeta`` is large. After resampling, a member's
+states at different times belong to different lineages: the output is a filtering ensemble per
+time, not a set of trajectories.
 
 The sampler and guidance are in :mod:`xsfm.sampling.guidance`, the interpolant in
 :mod:`xsfm.sampling.interpolants`.
@@ -231,6 +244,7 @@ class FlowDAS(nn.Module):
         generators: Sequence[torch.Generator],
         steps: int | None,
         step_kwargs: Callable[[int], dict[str, Any]],
+        select: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         history = self._check_history(history)
         if len(generators) != history.shape[0]:
@@ -257,6 +271,9 @@ class FlowDAS(nn.Module):
                 eps=self.eps,
                 **step_kwargs(t),
             )
+            index = None if select is None else select(t, x_next)
+            if index is not None:
+                x_next, hist = x_next[index], hist[index]
             out.append(x_next)
             hist = torch.cat([hist[:, 1:], x_next.unsqueeze(1)], dim=1)
         if not out:
@@ -301,6 +318,9 @@ class FlowDAS(nn.Module):
         generators: Sequence[torch.Generator] = (),
         steps: int | None = None,
         guidance: Guidance | dict[str, Any] | None = None,
+        *,
+        members: int = 1,
+        resample_members: bool = False,
         **guidance_options: Any,
     ) -> torch.Tensor:
         r"""Guided autoregressive rollout: one analysis state per observation time.
@@ -325,6 +345,13 @@ class FlowDAS(nn.Module):
             :class:`~xsfm.sampling.guidance.Guidance` options; they override the model's defaults
             (``zeta``, ``draws``, ``order``, ``weighting``, ``norm``, ``kappa``, ``resample``,
             ``ess_threshold``, ``estimator``, ``dps_cutoff``).
+        members
+            Rows per trajectory: rows ``[i * members, (i + 1) * members)`` are the members of
+            trajectory ``i`` (only used with ``resample_members``).
+        resample_members
+            After each analysis, resample each trajectory's members by the likelihood of their
+            analysis states (see the module docstring). The uniform of trajectory ``i`` at each
+            time comes from the generator of its first member.
 
         Returns
         -------
@@ -374,8 +401,47 @@ class FlowDAS(nn.Module):
                 "noise_std": op.noise_std,
             }
 
+        select = None
+        if resample_members:
+            select = self._member_resampler(obs_t, op, int(members), generators)
         with torch.no_grad():
-            return self._rollout(history, obs.shape[1], generators, steps, kwargs)
+            return self._rollout(history, obs.shape[1], generators, steps, kwargs, select)
+
+    def _member_resampler(
+        self,
+        obs: torch.Tensor,
+        op: Observation,
+        members: int,
+        generators: Sequence[torch.Generator],
+    ) -> Callable[[int, torch.Tensor], torch.Tensor | None]:
+        """``select(t, x_next)``: row indices resampling each trajectory's members at time ``t``."""
+        from xsfm.sampling.guidance import systematic_resample
+
+        rows = obs.shape[0]
+        if members < 1 or rows % members:
+            raise ValueError(
+                f"members={members} must divide the {rows} rows (trajectories x members, "
+                "member-minor) to resample members"
+            )
+        n_traj = rows // members
+        first = [generators[i * members] for i in range(n_traj)]
+
+        def select(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
+            y = obs[:, t]
+            if bool(torch.isnan(y).all()):
+                return None
+            r = (y - op(self.denormalise(x_next))) / op.noise_std
+            r = torch.where(torch.isnan(r), torch.zeros_like(r), r)
+            loglik = -0.5 * r.pow(2).reshape(rows, -1).sum(-1)
+            weights = torch.softmax(loglik.reshape(n_traj, members).double(), dim=-1)
+            u = torch.stack(
+                [torch.rand((), generator=g, dtype=torch.float64, device=g.device) for g in first]
+            ).to(weights.device)
+            parent = systematic_resample(weights, u)  # [n_traj, members]
+            offset = torch.arange(n_traj, device=parent.device)[:, None] * members
+            return (parent + offset).reshape(-1).to(x_next.device)
+
+        return select
 
 
 def build_flowdas(config: dict[str, Any]) -> FlowDAS:
