@@ -236,3 +236,18 @@ def test_member_resampling_skips_unobserved_times_and_checks_the_grouping():
             members=3,
             resample_members=True,
         )
+
+
+def test_member_resampling_replaces_members_that_diverged():
+    model = lorenz_model()
+    starts = torch.tensor([[1.0, 2.0, 20.0]] * 4)
+    starts[1] = float("nan")  # a member already lost
+    obs = torch.zeros(4, 2)
+    kw = {"generators": stream_generators(0, [0], 4), "steps": 3, "members": 4, "draws": 2}
+    with pytest.raises(FloatingPointError, match="non-finite states in rows \\[1\\]"):
+        model.assimilate(starts, obs, lorenz63_operator(), **kw)
+    out = model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)
+    assert torch.isfinite(out).all()
+    starts[:] = float("nan")
+    with pytest.raises(FloatingPointError, match="every member of trajectory rows \\[0\\]"):
+        model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)

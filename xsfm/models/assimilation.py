@@ -20,9 +20,11 @@ trajectory. Selection supplies the missing cross-member information, as in a par
 With ``zeta = 0`` this is exactly a bootstrap particle filter on the learned transition; with
 guidance the proposal already leans toward :math:`y_t`, and weighting by the full likelihood
 counts part of the observation twice (the proposal density is not available to correct it), so
-the ensemble is somewhat over-confident when ``zeta`` is large. After resampling, a member's
-states at different times belong to different lineages: the output is a filtering ensemble per
-time, not a set of trajectories.
+the ensemble is somewhat over-confident when ``zeta`` is large. A member whose state turns
+non-finite (guidance overshooting far off the training data) gets weight 0 and is replaced; only
+when every member of a trajectory is lost does sampling fail. After resampling, a member's states
+at different times belong to different lineages: the output is a filtering ensemble per time, not
+a set of trajectories.
 
 The sampler and guidance are in :mod:`xsfm.sampling.guidance`, the interpolant in
 :mod:`xsfm.sampling.interpolants`.
@@ -269,6 +271,7 @@ class FlowDAS(nn.Module):
                 steps=n_sde,
                 s_max=float(self.sampler["s_max"]),
                 eps=self.eps,
+                allow_nonfinite=select is not None,
                 **step_kwargs(t),
             )
             index = None if select is None else select(t, x_next)
@@ -427,13 +430,24 @@ class FlowDAS(nn.Module):
         first = [generators[i * members] for i in range(n_traj)]
 
         def select(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
+            finite = torch.isfinite(x_next.reshape(rows, -1)).all(dim=1)
             y = obs[:, t]
-            if bool(torch.isnan(y).all()):
+            if bool(torch.isnan(y).all()) and bool(finite.all()):
                 return None
             r = (y - op(self.denormalise(x_next))) / op.noise_std
-            r = torch.where(torch.isnan(r), torch.zeros_like(r), r)
+            r = torch.where(torch.isnan(y), torch.zeros_like(r), r)
             loglik = -0.5 * r.pow(2).reshape(rows, -1).sum(-1)
-            weights = torch.softmax(loglik.reshape(n_traj, members).double(), dim=-1)
+            # a member that diverged (non-finite) gets weight 0 and is replaced
+            loglik = torch.where(finite, loglik, torch.full_like(loglik, -math.inf))
+            loglik = loglik.reshape(n_traj, members).double()
+            lost = torch.isinf(loglik).all(dim=-1)
+            if bool(lost.any()):
+                raise FloatingPointError(
+                    f"sampling diverged: every member of trajectory rows "
+                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite at observation "
+                    f"{t}; lower zeta or use more members"
+                )
+            weights = torch.softmax(loglik, dim=-1)
             u = torch.stack(
                 [torch.rand((), generator=g, dtype=torch.float64, device=g.device) for g in first]
             ).to(weights.device)

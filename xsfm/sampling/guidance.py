@@ -368,6 +368,7 @@ def sample(
     y: torch.Tensor | None = None,
     noise_std: torch.Tensor | float | None = None,
     inference: bool | None = None,
+    allow_nonfinite: bool = False,
 ) -> torch.Tensor:
     r"""Draw :math:`X_1` from the interpolant SDE started at ``x0``, optionally guided.
 
@@ -401,6 +402,9 @@ def sample(
         Run unguided sampling under :func:`torch.inference_mode` (default when unguided); pass
         ``False`` when the result feeds later guided steps (inference tensors cannot enter autograd
         graphs).
+    allow_nonfinite
+        Return rows that ended non-finite instead of raising (for callers that replace them, e.g.
+        member resampling).
 
     Returns
     -------
@@ -410,7 +414,7 @@ def sample(
     Raises
     ------
     FloatingPointError
-        When a row ends non-finite (typically a too large ``zeta``).
+        When a row ends non-finite (typically a too large ``zeta``), unless ``allow_nonfinite``.
 
     Examples
     --------
@@ -501,7 +505,7 @@ def sample(
             if correction is not None:
                 x = x - correction
     bad = ~torch.isfinite(x.reshape(batch, -1)).all(dim=1)
-    if bool(bad.any()):
+    if bool(bad.any()) and not allow_nonfinite:
         rows = torch.nonzero(bad).flatten().tolist()
         hint = f"; guidance with zeta={opts.zeta} overshot: lower zeta" if opts is not None else ""
         raise FloatingPointError(
