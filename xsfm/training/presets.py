@@ -8,7 +8,9 @@ Presets
     Misaligned Kolmogorov-flow downscaling (16x16 -> 64x64 vorticity) on data simulated by
     :func:`xsfm.datasets.kolmogorov_pairs`; options ``tau`` (misalignment lag), ``samples``,
     ``test_samples``, ``encoder`` (``conv1x1`` or ``unet``), ``batch_size``, ``lr``, ``channels``,
-    ``condition_on_input``, ``name``. Writes the model and an ``example.safetensors`` of held-out pairs.
+    ``condition_on_input``, ``lambda_reg`` and ``encoder_flow_grad`` (the SFM loss's regression
+    weight and whether the flow loss trains the encoder through ``z``; default: the method's),
+    ``name``. Writes the model and an ``example.safetensors`` of held-out pairs.
 ``cwa-2km``
     The Taiwan 25 km -> 2 km setting. ``--data`` is a zarr store or netCDF-4 file with two groups:
     ``era5`` holds the card's 12 inputs (found by standard name and pressure level, as
@@ -44,6 +46,8 @@ KOLMOGOROV_DEFAULTS: dict[str, Any] = {
     "channel_mult": [1, 2],
     "patch": 4,
     "condition_on_input": False,
+    "lambda_reg": None,
+    "encoder_flow_grad": None,
     "batch_size": 16,
     "lr": 2e-3,
     "steps": 2000,
@@ -136,6 +140,9 @@ def train_kolmogorov(
     }
     if method in ("sfm", "sfm-two-stage", "sfm-fixed-sigma"):
         network["condition_on_input"] = bool(opts["condition_on_input"])
+    for key in ("lambda_reg", "encoder_flow_grad"):  # None: the method's default
+        if opts[key] is not None:
+            network[key] = opts[key]
     name = opts["name"] or f"kolmogorov-{method}"
     n_steps = int(steps if steps is not None else opts["steps"])
     command = (
