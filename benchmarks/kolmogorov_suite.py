@@ -83,7 +83,13 @@ def make_data(taus: list[float], train: int, test: int) -> None:
 def train_one(tau: float, variant: str, steps: int, train: int) -> float:
     out = model_dir(tau, variant)
     if (out / "weights.safetensors").exists():
-        return json.loads((out / "card.json").read_text())["training"]["seconds"]
+        training = json.loads((out / "card.json").read_text())["training"]
+        if (training["steps"], training["samples"]) != (steps, train):
+            sys.exit(
+                f"{out} was trained with {training['steps']} steps on {training['samples']} "
+                f"pairs, not {steps} on {train}: move it away to retrain"
+            )
+        return training["seconds"]
     method, opts = VARIANTS[variant]
     cmd = [
         sys.executable,
@@ -296,6 +302,8 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.report_only:
+        if "settings" not in results:
+            sys.exit(f"--report-only needs the results in {RESULTS}; run the suite first")
         write_report(results)
         return
     settings = {key: getattr(args, key) for key in SETTINGS}
@@ -319,7 +327,10 @@ def main() -> None:
     for tau in sorted(args.taus, reverse=True):  # the largest lag (the claim under test) first
         for variant in args.variants:
             key = f"{tau:g}|{variant}"
+            if key in results["eval"] and key in results["train_seconds"]:
+                continue  # measured already (the JSON is committed; runs/ need not exist)
             results["train_seconds"][key] = train_one(tau, variant, args.steps, args.train_samples)
+            results["eval"].pop(key, None)  # a model (re)trained now is evaluated now
             if key not in results["eval"]:
                 solver, steps = EVAL_SAMPLER[variant]
                 r = evaluate(

@@ -238,8 +238,10 @@ def short_protocol(args: argparse.Namespace, log, done: dict[str, Any]) -> dict[
         )
         log(f"short forecast: {rows['forecast']}")
     for name, opts in FLOWDAS_VARIANTS.items():
-        if name in done:  # rows are deterministic; keep those already measured
-            rows[name] = done[name]
+        if name in done and (args.rows is None or name not in args.rows):
+            rows[name] = done[name]  # rows are deterministic; keep those already measured
+            continue
+        if args.rows is not None and name not in args.rows:
             continue
         ana, sec = timed(
             x0.sfm.assimilate, obs, members=args.members, seed=0, steps=args.sde_steps, **opts
@@ -520,6 +522,13 @@ def main() -> None:
     if args.report_only:
         write_report(json.loads(DATA.read_text()))
         return
+    if args.rows is not None:
+        unknown = sorted(set(args.rows) - set(LONG_VARIANTS) - set(FLOWDAS_VARIANTS))
+        if unknown:
+            parser.error(
+                f"unknown rows {unknown}; known: {sorted({*LONG_VARIANTS, *FLOWDAS_VARIANTS})}"
+            )
+        args.keep_rows = True  # the other rows are kept, not dropped
     torch.set_num_threads(1)
     results = json.loads(DATA.read_text()) if DATA.exists() else {}
     card = xsfm.load_model("lorenz63-flowdas").card

@@ -249,5 +249,16 @@ def test_member_resampling_replaces_members_that_diverged():
     out = model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)
     assert torch.isfinite(out).all()
     starts[:] = float("nan")
-    with pytest.raises(FloatingPointError, match="every member of trajectory rows \\[0\\]"):
+    with pytest.raises(FloatingPointError, match="every member of trajectories \\[0\\]"):
         model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)
+
+
+def test_member_resampling_with_one_member_changes_nothing():
+    model = lorenz_model()
+    starts = torch.tensor([[1.0, 2.0, 20.0], [-5.0, -3.0, 30.0]])
+    obs = torch.tensor([[0.1, 0.2], [-0.5, -0.4]])
+    kw = {"generators": stream_generators(0, range(2), 1), "steps": 3, "members": 1, "draws": 2}
+    plain = model.assimilate(starts, obs, lorenz63_operator(), **kw)
+    kw["generators"] = stream_generators(0, range(2), 1)
+    same = model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)
+    assert torch.equal(plain, same)

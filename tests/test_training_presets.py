@@ -222,3 +222,15 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
         == 2
     )
     assert "xsfm downscale" in capsys.readouterr().err
+
+
+def test_sfm_loss_options_are_checked_before_any_data_is_made(tmp_path):
+    with pytest.raises(ValueError, match="encoder_flow_grad must be true or false"):
+        run_preset(
+            "sfm", "kolmogorov", out=tmp_path / "m", overrides={"encoder_flow_grad": "False"}
+        )
+    with pytest.raises(ValueError, match="not of 'regression'"):
+        run_preset("regression", "kolmogorov", out=tmp_path / "m", overrides={"lambda_reg": 1.0})
+    with pytest.raises(ValueError, match="lambda_reg must be a number >= 0"):
+        run_preset("sfm", "kolmogorov", out=tmp_path / "m", overrides={"lambda_reg": -1})
+    assert not (tmp_path / "m").exists()

@@ -426,6 +426,11 @@ class FlowDAS(nn.Module):
                 f"members={members} must divide the {rows} rows (trajectories x members, "
                 "member-minor) to resample members"
             )
+        if len(generators) != rows:
+            raise ValueError(
+                f"{len(generators)} generators for {rows} rows; give one per row "
+                "(trajectory x member, see xsfm.sampling.rng.stream_generators)"
+            )
         n_traj = rows // members
         first = [generators[i * members] for i in range(n_traj)]
 
@@ -434,19 +439,23 @@ class FlowDAS(nn.Module):
             y = obs[:, t]
             if bool(torch.isnan(y).all()) and bool(finite.all()):
                 return None
-            r = (y - op(self.denormalise(x_next))) / op.noise_std
+            pred = op(self.denormalise(x_next)).double()
+            r = (y.double() - pred) / op.noise_std
             r = torch.where(torch.isnan(y), torch.zeros_like(r), r)
             loglik = -0.5 * r.pow(2).reshape(rows, -1).sum(-1)
-            # a member that diverged (non-finite) gets weight 0 and is replaced
-            loglik = torch.where(finite, loglik, torch.full_like(loglik, -math.inf))
-            loglik = loglik.reshape(n_traj, members).double()
+            # a member that diverged (or that the operator cannot map) gets weight 0
+            ok = finite & torch.isfinite(loglik)
+            loglik = torch.where(ok, loglik, torch.full_like(loglik, -math.inf))
+            loglik = loglik.reshape(n_traj, members)
             lost = torch.isinf(loglik).all(dim=-1)
             if bool(lost.any()):
                 raise FloatingPointError(
-                    f"sampling diverged: every member of trajectory rows "
-                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite at observation "
-                    f"{t}; lower zeta or use more members"
+                    f"sampling diverged: every member of trajectories "
+                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite (or has a "
+                    f"non-finite likelihood) at observation {t}; lower zeta or use more members"
                 )
+            if members == 1:
+                return None  # nothing to select between
             weights = torch.softmax(loglik, dim=-1)
             u = torch.stack(
                 [torch.rand((), generator=g, dtype=torch.float64, device=g.device) for g in first]

@@ -108,6 +108,31 @@ def kolmogorov_data(
     return kolmogorov_pairs(tau=tau, samples=samples, split=split, seed=seed, cache_dir=cache_dir)
 
 
+def _sfm_loss_options(method: str, opts: Mapping[str, Any]) -> dict[str, Any]:
+    """``lambda_reg`` / ``encoder_flow_grad`` overrides, checked (``None``: the method's default)."""
+    out: dict[str, Any] = {}
+    given = opts["lambda_reg"] is not None or opts["encoder_flow_grad"] is not None
+    if given and method not in ("sfm", "sfm-fixed-sigma", "corrdiff"):
+        raise ValueError(
+            f"lambda_reg and encoder_flow_grad are options of the SFM loss (sfm, "
+            f"sfm-fixed-sigma; lambda_reg also corrdiff), not of {method!r}: drop them"
+        )
+    if opts["lambda_reg"] is not None:
+        lam = opts["lambda_reg"]
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
+            raise ValueError(f"lambda_reg must be a number >= 0, got {lam!r}")
+        out["lambda_reg"] = float(lam)
+    if opts["encoder_flow_grad"] is not None:
+        if not isinstance(opts["encoder_flow_grad"], bool):
+            raise ValueError(
+                f"encoder_flow_grad must be true or false, got {opts['encoder_flow_grad']!r}"
+            )
+        if method == "corrdiff":
+            raise ValueError("encoder_flow_grad is an option of sfm, not of corrdiff")
+        out["encoder_flow_grad"] = opts["encoder_flow_grad"]
+    return out
+
+
 def train_kolmogorov(
     method: str,
     out: str | Path,
@@ -121,6 +146,7 @@ def train_kolmogorov(
     from xsfm.training.fit import fit_downscaler
 
     opts = _options(KOLMOGOROV_DEFAULTS, overrides, "kolmogorov")
+    loss_options = _sfm_loss_options(method, opts)
     start = time.perf_counter()
     coarse, fine = kolmogorov_data(opts["tau"], opts["samples"], "train", seed, opts["cache_dir"])
     data_seconds = time.perf_counter() - start
@@ -140,9 +166,7 @@ def train_kolmogorov(
     }
     if method in ("sfm", "sfm-two-stage", "sfm-fixed-sigma"):
         network["condition_on_input"] = bool(opts["condition_on_input"])
-    for key in ("lambda_reg", "encoder_flow_grad"):  # None: the method's default
-        if opts[key] is not None:
-            network[key] = opts[key]
+    network.update(loss_options)
     name = opts["name"] or f"kolmogorov-{method}"
     n_steps = int(steps if steps is not None else opts["steps"])
     command = (
