@@ -11,10 +11,11 @@ Phases (each skips work already done, so an interrupted run resumes):
 
 1. data: training and held-out pairs for every lag tau (:func:`xsfm.datasets.kolmogorov_pairs`, cached);
 2. training: ``xsfm train METHOD --preset kolmogorov`` for every (tau, method), same data, backbone and
-   number of steps, one torch thread per job, ``--jobs`` jobs at once;
+   number of steps, one torch thread, one job at a time (timings are not shared with another job);
 3. evaluation: ``coarse.sfm.downscale(...)`` with ``--members`` members on ``--test-samples`` held-out
    pairs, through the public xarray API, scored with :mod:`xsfm.metrics`;
-4. report: tables per tau, the misalignment table, a sampler sweep, wall times.
+4. report: tables per tau, the misalignment table, wall times (the sampler sweep is in
+   ``kolmogorov_study.py``).
 
 Results are written to the JSON after every (tau, method), so the suite can be run in pieces
 (``--taus 2``, then ``--taus 0 1``...): the report covers every entry the JSON holds.
