@@ -176,7 +176,7 @@ def test_bad_arguments(l63):
         x0.sfm.assimilate(
             l63.obs, method="enkf", transition=lorenz63_transition(), resample_members=True
         )
-    with pytest.raises(TypeError, match="resample_members must be True or False"):
+    with pytest.raises(TypeError, match="resample_members must be False, True"):
         x0.sfm.assimilate(l63.obs, resample_members="yes")
     with pytest.raises(ValueError, match="after the state's time"):
         l63.state.sfm.assimilate(l63.obs, members=1)

@@ -262,3 +262,36 @@ def test_member_resampling_with_one_member_changes_nothing():
     kw["generators"] = stream_generators(0, range(2), 1)
     same = model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)
     assert torch.equal(plain, same)
+
+
+def test_replacing_only_diverged_members_leaves_the_others_alone():
+    model = lorenz_model()
+    starts = torch.tensor([[1.0, 2.0, 20.0], [-5.0, -3.0, 30.0], [8.0, 8.0, 27.0]])
+    obs = torch.tensor([[0.1, 0.2, 0.3]]).repeat(3, 1)
+    kw = {"steps": 3, "members": 3, "draws": 2}
+    plain = model.assimilate(
+        starts, obs, lorenz63_operator(), generators=stream_generators(0, [0], 3), **kw
+    )
+    lost = starts.clone()
+    lost[1] = float("nan")
+    out = model.assimilate(
+        lost,
+        obs,
+        lorenz63_operator(),
+        generators=stream_generators(0, [0], 3),
+        resample_members="diverged",
+        **kw,
+    )
+    torch.testing.assert_close(out[[0, 2]], plain[[0, 2]], rtol=1e-5, atol=1e-5)
+    # the lost member restarts from a copy of a survivor's first analysis
+    assert any(torch.allclose(out[1, 0], out[m, 0]) for m in (0, 2))
+    assert torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="resample_members must be False"):
+        model.assimilate(
+            starts,
+            obs,
+            lorenz63_operator(),
+            generators=stream_generators(0, [0], 3),
+            resample_members="all",
+            **kw,
+        )

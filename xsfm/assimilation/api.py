@@ -449,7 +449,7 @@ def assimilate(
     particles: int = 1024,
     state_dims: Sequence[Hashable] | None = None,
     time_dim: str = "time",
-    resample_members: bool = False,
+    resample_members: bool | str = False,
     **guidance_options: Any,
 ) -> xr.Dataset:
     r"""Assimilate observations in time order, starting from a known state; return the analysis ensemble.
@@ -498,7 +498,9 @@ def assimilate(
         lost the trajectory are replaced by copies of those that kept it, as a particle filter
         does (see :mod:`xsfm.models.assimilation`). Needs enough members to represent the
         uncertainty (for Lorenz-63 over 200 steps, see the Lorenz-63 benchmark); a member's states
-        at different times then belong to different lineages.
+        at different times then belong to different lineages. ``"diverged"``: only replace members
+        whose state turned non-finite (guidance overshooting) by copies of surviving members of the
+        same sample; the others are untouched.
 
     Returns
     -------
@@ -525,8 +527,14 @@ def assimilate(
     members = check_members(members)
     seed = _check_int(seed, "seed", -(2**62))
     notes: list[str] = []
-    if not isinstance(resample_members, bool):
-        raise TypeError(f"resample_members must be True or False, got {resample_members!r}")
+    valid = isinstance(resample_members, bool) or (
+        isinstance(resample_members, str) and resample_members in ("likelihood", "diverged")
+    )
+    if not valid:
+        raise TypeError(
+            "resample_members must be False, True (or 'likelihood') or 'diverged', got "
+            f"{resample_members!r}"
+        )
     if method == "flowdas":
         return _assimilate_flowdas(
             state,
@@ -582,7 +590,7 @@ def _assimilate_flowdas(
     time_dim: str,
     notes: list[str],
     guidance_options: dict[str, Any],
-    resample_members: bool = False,
+    resample_members: bool | str = False,
 ) -> xr.Dataset:
     import torch
 
@@ -623,7 +631,7 @@ def _assimilate_flowdas(
         steps=steps,
         guidance={**(guidance or {}), **guidance_options} or None,
         seed=seed,
-        **({"resample_members": True} if resample_members else {}),
+        **({"resample_members": resample_members} if resample_members else {}),
     )
     return _assemble(
         values,

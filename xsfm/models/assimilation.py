@@ -22,9 +22,10 @@ guidance the proposal already leans toward :math:`y_t`, and weighting by the ful
 counts part of the observation twice (the proposal density is not available to correct it), so
 the ensemble is somewhat over-confident when ``zeta`` is large. A member whose state turns
 non-finite (guidance overshooting far off the training data) gets weight 0 and is replaced; only
-when every member of a trajectory is lost does sampling fail. After resampling, a member's states
-at different times belong to different lineages: the output is a filtering ensemble per time, not
-a set of trajectories.
+when every member of a trajectory is lost does sampling fail. ``resample_members="diverged"`` does
+only that: lost members are replaced by copies of survivors, the others are left as they are.
+After resampling, a member's states at different times belong to different lineages: the output is
+a filtering ensemble per time, not a set of trajectories.
 
 The sampler and guidance are in :mod:`xsfm.sampling.guidance`, the interpolant in
 :mod:`xsfm.sampling.interpolants`.
@@ -323,7 +324,7 @@ class FlowDAS(nn.Module):
         guidance: Guidance | dict[str, Any] | None = None,
         *,
         members: int = 1,
-        resample_members: bool = False,
+        resample_members: bool | str = False,
         **guidance_options: Any,
     ) -> torch.Tensor:
         r"""Guided autoregressive rollout: one analysis state per observation time.
@@ -352,9 +353,12 @@ class FlowDAS(nn.Module):
             Rows per trajectory: rows ``[i * members, (i + 1) * members)`` are the members of
             trajectory ``i`` (only used with ``resample_members``).
         resample_members
-            After each analysis, resample each trajectory's members by the likelihood of their
-            analysis states (see the module docstring). The uniform of trajectory ``i`` at each
-            time comes from the generator of its first member.
+            ``True`` or ``"likelihood"``: after each analysis, resample each trajectory's members by
+            the likelihood of their analysis states (see the module docstring; the uniform of
+            trajectory ``i`` at each time comes from the generator of its first member).
+            ``"diverged"``: only replace members whose state turned non-finite, each by a copy of
+            a surviving member of its trajectory drawn uniformly (with the lost member's own
+            generator, so the survivors' results are those of a run without replacement).
 
         Returns
         -------
@@ -405,8 +409,17 @@ class FlowDAS(nn.Module):
             }
 
         select = None
+        if resample_members is True:
+            resample_members = "likelihood"
+        if resample_members not in (False, "likelihood", "diverged"):
+            raise ValueError(
+                "resample_members must be False, True/'likelihood' or 'diverged', got "
+                f"{resample_members!r}"
+            )
         if resample_members:
-            select = self._member_resampler(obs_t, op, int(members), generators)
+            select = self._member_resampler(
+                obs_t, op, int(members), generators, only_lost=resample_members == "diverged"
+            )
         with torch.no_grad():
             return self._rollout(history, obs.shape[1], generators, steps, kwargs, select)
 
@@ -416,6 +429,7 @@ class FlowDAS(nn.Module):
         op: Observation,
         members: int,
         generators: Sequence[torch.Generator],
+        only_lost: bool = False,
     ) -> Callable[[int, torch.Tensor], torch.Tensor | None]:
         """``select(t, x_next)``: row indices resampling each trajectory's members at time ``t``."""
         from xsfm.sampling.guidance import systematic_resample
@@ -433,6 +447,30 @@ class FlowDAS(nn.Module):
             )
         n_traj = rows // members
         first = [generators[i * members] for i in range(n_traj)]
+
+        def replace_lost(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
+            finite = torch.isfinite(x_next.reshape(rows, -1)).all(dim=1)
+            if bool(finite.all()):
+                return None
+            alive = finite.reshape(n_traj, members)
+            lost = ~alive.any(dim=-1)
+            if bool(lost.any()):
+                raise FloatingPointError(
+                    f"sampling diverged: every member of trajectories "
+                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite at observation "
+                    f"{t}; lower zeta or use more members"
+                )
+            index = torch.arange(rows)
+            for row in torch.nonzero(~finite).flatten().tolist():
+                traj = row // members
+                survivors = torch.nonzero(alive[traj]).flatten() + traj * members
+                g = generators[row]
+                pick = int(torch.randint(len(survivors), (), generator=g, device=g.device))
+                index[row] = survivors[pick]
+            return index.to(x_next.device)
+
+        if only_lost:
+            return replace_lost
 
         def select(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
             finite = torch.isfinite(x_next.reshape(rows, -1)).all(dim=1)
