@@ -68,11 +68,15 @@ def effective_gain(zeta: float, offset: float = 0.3, n: int = 64, steps: int = 5
     x0 = torch.from_numpy(ds.state.isel(time=0).values).float()
     op = lorenz63_operator()
     free = model.assimilate(
-        x0, torch.full((n, 1), float("nan")), op, stream_generators(0, range(n), 1), steps=steps
+        x0,
+        torch.full((n, 1), float("nan")),
+        op,
+        generators=stream_generators(0, range(n), 1),
+        steps=steps,
     )[:, 0]
     target = (torch.atan(free[:, 0] / 8) + offset)[:, None]
     guided = model.assimilate(
-        x0, target, op, stream_generators(0, range(n), 1), steps=steps, zeta=zeta
+        x0, target, op, generators=stream_generators(0, range(n), 1), steps=steps, zeta=zeta
     )[:, 0]
     xn = free[:, 0] / 8
     unit = offset / (1 + xn**2) / 8 / GAMMA**2
