@@ -249,7 +249,9 @@ def test_member_resampling_replaces_members_that_diverged():
     out = model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)
     assert torch.isfinite(out).all()
     starts[:] = float("nan")
-    with pytest.raises(FloatingPointError, match="every member of trajectories \\[0\\]"):
+    with pytest.raises(
+        FloatingPointError, match="every member of trajectories \\[0\\] is non-finite"
+    ):
         model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)
 
 
@@ -286,6 +288,18 @@ def test_replacing_only_diverged_members_leaves_the_others_alone():
     # the lost member restarts from a copy of a survivor's first analysis
     assert any(torch.allclose(out[1, 0], out[m, 0]) for m in (0, 2))
     assert torch.isfinite(out).all()
+    # a member thrown far outside the training range (finite, but 1e6 training stds away) is lost
+    far = starts.clone()
+    far[1] = 1e7
+    out_far = model.assimilate(
+        far,
+        obs,
+        lorenz63_operator(),
+        generators=stream_generators(0, [0], 3),
+        resample_members="diverged",
+        **kw,
+    )
+    assert float(out_far.abs().max()) < 1e3
     with pytest.raises(ValueError, match="resample_members must be False"):
         model.assimilate(
             starts,

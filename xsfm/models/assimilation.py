@@ -21,8 +21,9 @@ With ``zeta = 0`` this is exactly a bootstrap particle filter on the learned tra
 guidance the proposal already leans toward :math:`y_t`, and weighting by the full likelihood
 counts part of the observation twice (the proposal density is not available to correct it), so
 the ensemble is somewhat over-confident when ``zeta`` is large. A member whose state turns
-non-finite (guidance overshooting far off the training data) gets weight 0 and is replaced; only
-when every member of a trajectory is lost does sampling fail. ``resample_members="diverged"`` does
+non-finite or leaves the model's domain (more than ``LOST_BOUND`` = 10 training standard deviations
+from the training mean: guidance overshooting far off the training data) gets weight 0 and is
+replaced; only when every member of a trajectory is lost does sampling fail. ``resample_members="diverged"`` does
 only that: lost members are replaced by copies of survivors, the others are left as they are.
 After resampling, a member's states at different times belong to different lineages: the output is
 a filtering ensemble per time, not a set of trajectories.
@@ -44,7 +45,7 @@ from xsfm.observations import Observation, as_operator
 from xsfm.sampling.guidance import Guidance, sample
 from xsfm.sampling.interpolants import drift_target, interpolant
 
-__all__ = ["DEFAULT_SAMPLER", "FlowDAS", "build_flowdas"]
+__all__ = ["DEFAULT_SAMPLER", "LOST_BOUND", "FlowDAS", "build_flowdas"]
 
 DEFAULT_SAMPLER: dict[str, Any] = {
     "steps": 500,
@@ -52,6 +53,11 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     "guidance": Guidance().to_dict(),
 }
 """Sampler defaults of FlowDAS (paper: N = 500 steps on [0, 0.999]; Lorenz J = 21, zeta = 2e-4)."""
+
+LOST_BOUND = 10.0
+"""With member resampling, a member whose normalised state leaves ``[-LOST_BOUND, LOST_BOUND]`` (10
+training standard deviations from the training mean, far outside anything the drift was trained on)
+or turns non-finite counts as lost."""
 
 
 def _build_network(config: dict[str, Any], state_shape: tuple[int, ...], history: int) -> nn.Module:
@@ -356,7 +362,8 @@ class FlowDAS(nn.Module):
             ``True`` or ``"likelihood"``: after each analysis, resample each trajectory's members by
             the likelihood of their analysis states (see the module docstring; the uniform of
             trajectory ``i`` at each time comes from the generator of its first member).
-            ``"diverged"``: only replace members whose state turned non-finite, each by a copy of
+            ``"diverged"``: only replace members whose state turned non-finite or left the model's
+            domain (see ``LOST_BOUND``), each by a copy of
             a surviving member of its trajectory drawn uniformly (with the lost member's own
             generator, so the survivors' results are those of a run without replacement).
 
@@ -448,8 +455,12 @@ class FlowDAS(nn.Module):
         n_traj = rows // members
         first = [generators[i * members] for i in range(n_traj)]
 
+        def in_domain(x_next: torch.Tensor) -> torch.Tensor:
+            flat = x_next.reshape(rows, -1)
+            return torch.isfinite(flat).all(dim=1) & (flat.abs() <= LOST_BOUND).all(dim=1)
+
         def replace_lost(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
-            finite = torch.isfinite(x_next.reshape(rows, -1)).all(dim=1)
+            finite = in_domain(x_next)
             if bool(finite.all()):
                 return None
             alive = finite.reshape(n_traj, members)
@@ -457,7 +468,8 @@ class FlowDAS(nn.Module):
             if bool(lost.any()):
                 raise FloatingPointError(
                     f"sampling diverged: every member of trajectories "
-                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite at observation "
+                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite or out of the "
+                    f"model's domain at observation "
                     f"{t}; lower zeta or use more members"
                 )
             index = torch.arange(rows)
@@ -473,7 +485,7 @@ class FlowDAS(nn.Module):
             return replace_lost
 
         def select(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
-            finite = torch.isfinite(x_next.reshape(rows, -1)).all(dim=1)
+            finite = in_domain(x_next)
             y = obs[:, t]
             if bool(torch.isnan(y).all()) and bool(finite.all()):
                 return None
