@@ -499,8 +499,9 @@ def assimilate(
         does (see :mod:`xsfm.models.assimilation`). Needs enough members to represent the
         uncertainty (for Lorenz-63 over 200 steps, see the Lorenz-63 benchmark); a member's states
         at different times then belong to different lineages. ``"diverged"``: only replace members
-        whose state turned non-finite (guidance overshooting) by copies of surviving members of the
-        same sample; the others are untouched.
+        whose state turned non-finite or left the model's domain (guidance overshooting; see
+        ``xsfm.models.assimilation.LOST_BOUND``) by copies of surviving members of the same sample;
+        the others are untouched.
 
     Returns
     -------
