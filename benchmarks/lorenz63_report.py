@@ -81,6 +81,7 @@ LONG_VARIANTS: dict[str, dict[str, Any]] = {
     # only members that turned non-finite are replaced (by copies of survivors)
     "flowdas-survive-zeta3e-3": {"zeta": 3e-3, "resample_members": "diverged", "members": 4},
     "flowdas-survive-zeta5e-3": {"zeta": 5e-3, "resample_members": "diverged", "members": 4},
+    "flowdas-survive-zeta7e-3": {"zeta": 7e-3, "resample_members": "diverged", "members": 4},
 }
 
 # FlowDAS (Chen et al., NeurIPS 2025, arXiv:2501.16642), Table 1 as printed in the camera-ready text
