@@ -330,18 +330,17 @@ def main() -> None:
             key = f"{tau:g}|{variant}"
             if key in results["eval"] and key in results["train_seconds"]:
                 continue  # measured already (the JSON is committed; runs/ need not exist)
+            # a model (re)trained now is evaluated now
             results["train_seconds"][key] = train_one(tau, variant, args.steps, args.train_samples)
-            results["eval"].pop(key, None)  # a model (re)trained now is evaluated now
-            if key not in results["eval"]:
-                solver, steps = EVAL_SAMPLER[variant]
-                r = evaluate(
-                    model_dir(tau, variant), tau, args.test_samples, args.members, solver, steps
-                )
-                print(
-                    f"evaluated tau={tau:g} {variant}: CRPS {r['crps']:.4f} SSR {r['ssr']:.2f}",
-                    flush=True,
-                )
-                results["eval"][key] = r
+            solver, steps = EVAL_SAMPLER[variant]
+            r = evaluate(
+                model_dir(tau, variant), tau, args.test_samples, args.members, solver, steps
+            )
+            print(
+                f"evaluated tau={tau:g} {variant}: CRPS {r['crps']:.4f} SSR {r['ssr']:.2f}",
+                flush=True,
+            )
+            results["eval"][key] = r
             save()
         key = f"{tau:g}|interpolation"
         if key not in results["eval"]:

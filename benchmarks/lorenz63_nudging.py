@@ -38,9 +38,15 @@ def long_window(n: int = 32, steps: int = 200):
     return x0, truth, y
 
 
-def nudged_filter(members: int, gain: float, resample: bool, seed: int = 0) -> float:
-    """Window single-draw RMSE (normalised) of the true model, nudged with ``gain``."""
-    x0, truth, y = long_window()
+def nudged_filter(
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    members: int,
+    gain: float,
+    resample: bool,
+    seed: int = 0,
+) -> float:
+    """Window single-draw RMSE (normalised) of the true model on ``long_window()`` data."""
+    x0, truth, y = data
     g = torch.Generator().manual_seed(seed)
     step = lorenz63_transition()
     x = x0[:, None, :].repeat(1, members, 1).double()
@@ -91,10 +97,11 @@ def main() -> None:
     print("\nTrue model, 32 trajectories x 200 steps, window single-draw RMSE (normalised):")
     print("| members | gain k | independent members | resampled by likelihood |")
     print("|---|---|---|---|")
+    data = long_window()
     for members in (4, 16, 32):
         for gain in (0.0, 0.5, 1.0, 2.0):
-            free = nudged_filter(members, gain, resample=False)
-            picked = nudged_filter(members, gain, resample=True)
+            free = nudged_filter(data, members, gain, resample=False)
+            picked = nudged_filter(data, members, gain, resample=True)
             print(f"| {members} | {gain:g} | {free:.3f} | {picked:.3f} |")
 
 

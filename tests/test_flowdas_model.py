@@ -270,20 +270,23 @@ def test_replacing_only_diverged_members_leaves_the_others_alone():
     model = lorenz_model()
     starts = torch.tensor([[1.0, 2.0, 20.0], [-5.0, -3.0, 30.0], [8.0, 8.0, 27.0]])
     obs = torch.tensor([[0.1, 0.2, 0.3]]).repeat(3, 1)
-    kw = {"steps": 3, "members": 3, "draws": 2}
-    plain = model.assimilate(
-        starts, obs, lorenz63_operator(), generators=stream_generators(0, [0], 3), **kw
-    )
+
+    def run(first: torch.Tensor, mode: bool | str = "diverged") -> torch.Tensor:
+        return model.assimilate(
+            first,
+            obs,
+            lorenz63_operator(),
+            generators=stream_generators(0, [0], 3),
+            steps=3,
+            members=3,
+            draws=2,
+            resample_members=mode,
+        )
+
+    plain = run(starts, False)
     lost = starts.clone()
     lost[1] = float("nan")
-    out = model.assimilate(
-        lost,
-        obs,
-        lorenz63_operator(),
-        generators=stream_generators(0, [0], 3),
-        resample_members="diverged",
-        **kw,
-    )
+    out = run(lost)
     torch.testing.assert_close(out[[0, 2]], plain[[0, 2]], rtol=1e-5, atol=1e-5)
     # the lost member restarts from a copy of a survivor's first analysis
     assert any(torch.allclose(out[1, 0], out[m, 0]) for m in (0, 2))
@@ -291,21 +294,6 @@ def test_replacing_only_diverged_members_leaves_the_others_alone():
     # a member thrown far outside the training range (finite, but 1e6 training stds away) is lost
     far = starts.clone()
     far[1] = 1e7
-    out_far = model.assimilate(
-        far,
-        obs,
-        lorenz63_operator(),
-        generators=stream_generators(0, [0], 3),
-        resample_members="diverged",
-        **kw,
-    )
-    assert float(out_far.abs().max()) < 1e3
+    assert float(run(far).abs().max()) < 1e3
     with pytest.raises(ValueError, match="resample_members must be False"):
-        model.assimilate(
-            starts,
-            obs,
-            lorenz63_operator(),
-            generators=stream_generators(0, [0], 3),
-            resample_members="all",
-            **kw,
-        )
+        run(starts, "all")

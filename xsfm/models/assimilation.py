@@ -23,8 +23,9 @@ counts part of the observation twice (the proposal density is not available to c
 the ensemble is somewhat over-confident when ``zeta`` is large. A member whose state turns
 non-finite or leaves the model's domain (more than ``LOST_BOUND`` = 10 training standard deviations
 from the training mean: guidance overshooting far off the training data) gets weight 0 and is
-replaced; only when every member of a trajectory is lost does sampling fail. ``resample_members="diverged"`` does
-only that: lost members are replaced by copies of survivors, the others are left as they are.
+replaced; only when every member of a trajectory is lost does sampling fail.
+``resample_members="diverged"`` does only that: lost members are replaced by copies of survivors,
+the others are left as they are.
 After resampling, a member's states at different times belong to different lineages: the output is
 a filtering ensemble per time, not a set of trajectories.
 
@@ -459,19 +460,24 @@ class FlowDAS(nn.Module):
             flat = x_next.reshape(rows, -1)
             return torch.isfinite(flat).all(dim=1) & (flat.abs() <= LOST_BOUND).all(dim=1)
 
-        def replace_lost(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
-            finite = in_domain(x_next)
-            if bool(finite.all()):
-                return None
-            alive = finite.reshape(n_traj, members)
+        def check_survivors(t: int, usable: torch.Tensor) -> torch.Tensor:
+            """``usable [rows]`` as ``[n_traj, members]``; raise when a trajectory has none."""
+            alive = usable.reshape(n_traj, members)
             lost = ~alive.any(dim=-1)
             if bool(lost.any()):
                 raise FloatingPointError(
                     f"sampling diverged: every member of trajectories "
-                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite or out of the "
-                    f"model's domain at observation "
-                    f"{t}; lower zeta or use more members"
+                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite, out of the "
+                    f"model's domain or without a finite likelihood at observation {t}; lower "
+                    "zeta or use more members"
                 )
+            return alive
+
+        def replace_lost(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
+            finite = in_domain(x_next)
+            if bool(finite.all()):
+                return None
+            alive = check_survivors(t, finite)
             index = torch.arange(rows)
             for row in torch.nonzero(~finite).flatten().tolist():
                 traj = row // members
@@ -495,15 +501,9 @@ class FlowDAS(nn.Module):
             loglik = -0.5 * r.pow(2).reshape(rows, -1).sum(-1)
             # a member that diverged (or that the operator cannot map) gets weight 0
             ok = finite & torch.isfinite(loglik)
+            check_survivors(t, ok)
             loglik = torch.where(ok, loglik, torch.full_like(loglik, -math.inf))
             loglik = loglik.reshape(n_traj, members)
-            lost = torch.isinf(loglik).all(dim=-1)
-            if bool(lost.any()):
-                raise FloatingPointError(
-                    f"sampling diverged: every member of trajectories "
-                    f"{torch.nonzero(lost).flatten().tolist()[:10]} is non-finite (or has a "
-                    f"non-finite likelihood) at observation {t}; lower zeta or use more members"
-                )
             if members == 1:
                 return None  # nothing to select between
             weights = torch.softmax(loglik, dim=-1)
