@@ -82,6 +82,8 @@ LONG_VARIANTS: dict[str, dict[str, Any]] = {
     "flowdas-survive-zeta3e-3": {"zeta": 3e-3, "resample_members": "diverged", "members": 4},
     "flowdas-survive-zeta5e-3": {"zeta": 5e-3, "resample_members": "diverged", "members": 4},
     "flowdas-survive-zeta7e-3": {"zeta": 7e-3, "resample_members": "diverged", "members": 4},
+    # members drawn by the predictive likelihood before each analysis (a fully adapted filter)
+    "flowdas-predictive-zeta5e-3": {"zeta": 5e-3, "resample_members": "predictive", "members": 8},
 }
 
 # FlowDAS (Chen et al., NeurIPS 2025, arXiv:2501.16642), Table 1 as printed in the camera-ready text

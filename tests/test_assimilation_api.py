@@ -108,6 +108,12 @@ def test_member_resampling_from_xarray(l63):
         duplicates += 4 - len(np.unique(first_picked[:, t], axis=0))
         assert len(np.unique(first_free[:, t], axis=0)) == 4
     assert duplicates > 0
+    # the predictive mode draws each member's starting state from the sample's members before
+    # the analysis: with zeta = 0 the first analyses are fresh transitions, not copies
+    ahead = x0.sfm.assimilate(l63.obs, resample_members="predictive", **kw)
+    assert "resample_members='predictive'" in ahead.attrs["history"]
+    assert np.isfinite(ahead["state"].values).all()
+    assert ahead["state"].dims == free["state"].dims
 
 
 def test_forecast_continues_the_time_axis(l63):

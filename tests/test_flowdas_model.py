@@ -261,27 +261,38 @@ def test_member_resampling_with_one_member_changes_nothing():
     obs = torch.tensor([[0.1, 0.2], [-0.5, -0.4]])
     kw = {"generators": stream_generators(0, range(2), 1), "steps": 3, "members": 1, "draws": 2}
     plain = model.assimilate(starts, obs, lorenz63_operator(), **kw)
-    kw["generators"] = stream_generators(0, range(2), 1)
-    same = model.assimilate(starts, obs, lorenz63_operator(), resample_members=True, **kw)
-    assert torch.equal(plain, same)
+    for mode in (True, "predictive", "diverged"):
+        kw["generators"] = stream_generators(0, range(2), 1)
+        same = model.assimilate(starts, obs, lorenz63_operator(), resample_members=mode, **kw)
+        assert torch.equal(plain, same), mode
+
+
+THREE_STARTS = torch.tensor([[1.0, 2.0, 20.0], [-5.0, -3.0, 30.0], [8.0, 8.0, 27.0]])
+
+
+def _three_members(
+    model: FlowDAS, first: torch.Tensor, obs: torch.Tensor, mode: bool | str, members: int = 3
+) -> torch.Tensor:
+    """One trajectory of three rows (``members`` per trajectory), three SDE steps, two draws."""
+    return model.assimilate(
+        first,
+        obs,
+        lorenz63_operator(),
+        generators=stream_generators(0, [0], 3),
+        steps=3,
+        members=members,
+        draws=2,
+        resample_members=mode,
+    )
 
 
 def test_replacing_only_diverged_members_leaves_the_others_alone():
     model = lorenz_model()
-    starts = torch.tensor([[1.0, 2.0, 20.0], [-5.0, -3.0, 30.0], [8.0, 8.0, 27.0]])
+    starts = THREE_STARTS.clone()
     obs = torch.tensor([[0.1, 0.2, 0.3]]).repeat(3, 1)
 
     def run(first: torch.Tensor, mode: bool | str = "diverged") -> torch.Tensor:
-        return model.assimilate(
-            first,
-            obs,
-            lorenz63_operator(),
-            generators=stream_generators(0, [0], 3),
-            steps=3,
-            members=3,
-            draws=2,
-            resample_members=mode,
-        )
+        return _three_members(model, first, obs, mode)
 
     plain = run(starts, False)
     lost = starts.clone()
@@ -297,3 +308,52 @@ def test_replacing_only_diverged_members_leaves_the_others_alone():
     assert float(run(far).abs().max()) < 1e3
     with pytest.raises(ValueError, match="resample_members must be False"):
         run(starts, "all")
+
+
+def test_predictive_member_resampling_draws_ancestors_by_the_predictive_likelihood(ar1_model):
+    """Without guidance, each member restarts from an ancestor drawn with weight p(y | x_k).
+
+    Prior members x_k ~ N(0, 1) (normalised), transition x' = 0.8 x + 0.5 xi, y = x' + noise
+    0.25 observed at y = 2: the ancestors then follow p(x_k | y), of mean 0.8 * 2 / (0.64 +
+    0.3125) = 1.68, so the analyses (fresh transitions from them) have mean 0.8 * 1.68 = 1.34;
+    independent members keep the prior's 0.
+    """
+    model, _ = ar1_model
+    members = 512
+    prior = torch.randn(members, 1, generator=torch.Generator().manual_seed(5))
+    hist = 10 + 3 * prior
+    obs = torch.full((members, 1, 1), 10 + 3 * 2.0)
+    op = Elementwise("identity", noise_std=3 * 0.25)
+
+    def run(mode: bool | str) -> torch.Tensor:
+        out = model.assimilate(
+            hist,
+            obs,
+            op,
+            generators=stream_generators(0, [0], members),
+            steps=100,
+            members=members,
+            zeta=0.0,
+            resample_members=mode,
+        )
+        return (out[:, 0, 0] - 10) / 3
+
+    free, picked = run(False), run("predictive")
+    assert abs(float(free.mean()) - 0.8 * float(prior.mean())) < 0.1
+    assert float(picked.mean()) == pytest.approx(0.8 * 0.8 * 2 / (0.64 + 0.3125), abs=0.12)
+    assert torch.equal(picked, run("predictive"))  # deterministic per seed
+
+
+def test_predictive_member_resampling_skips_unobserved_times_and_lost_members():
+    model = lorenz_model()
+    starts = THREE_STARTS.clone()
+    obs = torch.tensor([[float("nan"), 0.2, 0.3]]).repeat(3, 1)
+    plain = _three_members(model, starts, obs, False)
+    picked = _three_members(model, starts, obs, "predictive")
+    torch.testing.assert_close(picked[:, 0], plain[:, 0])  # nothing observed: nothing drawn
+    lost = starts.clone()
+    lost[1] = float("nan")
+    out = _three_members(model, lost, obs, "predictive")
+    assert torch.isfinite(out).all()  # the lost member is replaced, then never an ancestor
+    with pytest.raises(ValueError, match="members=2 must divide the 3 rows"):
+        _three_members(model, starts, obs, "predictive", members=2)

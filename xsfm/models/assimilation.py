@@ -26,6 +26,20 @@ from the training mean: guidance overshooting far off the training data) gets we
 replaced; only when every member of a trajectory is lost does sampling fail.
 ``resample_members="diverged"`` does only that: lost members are replaced by copies of survivors,
 the others are left as they are.
+
+``resample_members="predictive"`` avoids counting the observation twice by selecting *before* the
+analysis: each member's starting state is drawn (systematic resampling) from its trajectory's
+members with weights :math:`w_m \propto p(y_t \mid \tilde x_t^{(m)})`, where
+:math:`\tilde x_t^{(m)}` is one unguided forecast of ``max(PREDICTIVE_MIN_STEPS, steps // 10)``
+SDE steps from member ``m``'s history; then every member takes its guided step from the state it
+drew, and lost members are replaced as with ``"diverged"``. The weight is a one-draw Monte-Carlo
+estimate of the predictive likelihood :math:`p(y_t \mid x_{t-1}^{(m)})` (unbiased:
+:math:`E[p(y_t \mid \tilde x_t)] = p(y_t \mid x_{t-1})`), the exact weight of a particle
+filter whose proposal is :math:`p(x_t \mid x_{t-1}, y_t)`, the conditional law guided sampling
+approximates ("fully adapted" or optimal-proposal particle filter: Doucet, Godsill and Andrieu
+2000; Pitt and Shephard 1999). The FlowDAS endpoint estimate cannot supply this weight: at
+:math:`s = 0` the drift is :math:`-x_0` and the estimate :math:`x_0 + b(x_0, 0)` is zero. The
+forecast takes a tenth of the SDE steps of an analysis, without gradients.
 After resampling, a member's states at different times belong to different lineages: the output is
 a filtering ensemble per time, not a set of trajectories.
 
@@ -54,6 +68,13 @@ DEFAULT_SAMPLER: dict[str, Any] = {
     "guidance": Guidance().to_dict(),
 }
 """Sampler defaults of FlowDAS (paper: N = 500 steps on [0, 0.999]; Lorenz J = 21, zeta = 2e-4)."""
+
+RESAMPLE_MODES = (False, "likelihood", "predictive", "diverged")
+"""Values of ``resample_members`` (``True`` means ``"likelihood"``)."""
+
+PREDICTIVE_MIN_STEPS = 10
+"""``resample_members="predictive"`` weighs each member by one unguided forecast of
+``max(PREDICTIVE_MIN_STEPS, steps // 10)`` SDE steps (50 at the default 500)."""
 
 LOST_BOUND = 10.0
 """With member resampling, a member whose normalised state leaves ``[-LOST_BOUND, LOST_BOUND]`` (10
@@ -255,6 +276,7 @@ class FlowDAS(nn.Module):
         steps: int | None,
         step_kwargs: Callable[[int], dict[str, Any]],
         select: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
+        before: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         history = self._check_history(history)
         if len(generators) != history.shape[0]:
@@ -267,6 +289,10 @@ class FlowDAS(nn.Module):
         hist = self.normalise(history.to(dtype))
         out = []
         for t in range(int(n_steps)):
+            if before is not None:
+                ancestors = before(t, hist)
+                if ancestors is not None:
+                    hist = hist[ancestors]
             frozen = hist
 
             def drift(x: torch.Tensor, s: torch.Tensor, h: torch.Tensor = frozen) -> torch.Tensor:
@@ -416,20 +442,25 @@ class FlowDAS(nn.Module):
                 "noise_std": op.noise_std,
             }
 
-        select = None
+        select = before = None
         if resample_members is True:
             resample_members = "likelihood"
-        if resample_members not in (False, "likelihood", "diverged"):
+        if resample_members not in RESAMPLE_MODES:
             raise ValueError(
-                "resample_members must be False, True/'likelihood' or 'diverged', got "
-                f"{resample_members!r}"
+                "resample_members must be False, True/'likelihood', 'predictive' or 'diverged', "
+                f"got {resample_members!r}"
             )
         if resample_members:
             select = self._member_resampler(
-                obs_t, op, int(members), generators, only_lost=resample_members == "diverged"
+                obs_t, op, int(members), generators, only_lost=resample_members != "likelihood"
+            )
+        if resample_members == "predictive":
+            n_sde = int(steps if steps is not None else self.sampler["steps"])
+            before = self._predictive_resampler(
+                obs_t, op, int(members), generators, max(PREDICTIVE_MIN_STEPS, n_sde // 10)
             )
         with torch.no_grad():
-            return self._rollout(history, obs.shape[1], generators, steps, kwargs, select)
+            return self._rollout(history, obs.shape[1], generators, steps, kwargs, select, before)
 
     def _member_resampler(
         self,
@@ -440,25 +471,10 @@ class FlowDAS(nn.Module):
         only_lost: bool = False,
     ) -> Callable[[int, torch.Tensor], torch.Tensor | None]:
         """``select(t, x_next)``: row indices resampling each trajectory's members at time ``t``."""
-        from xsfm.sampling.guidance import systematic_resample
-
         rows = obs.shape[0]
-        if members < 1 or rows % members:
-            raise ValueError(
-                f"members={members} must divide the {rows} rows (trajectories x members, "
-                "member-minor) to resample members"
-            )
-        if len(generators) != rows:
-            raise ValueError(
-                f"{len(generators)} generators for {rows} rows; give one per row "
-                "(trajectory x member, see xsfm.sampling.rng.stream_generators)"
-            )
-        n_traj = rows // members
+        n_traj = _check_members(rows, members, generators)
         first = [generators[i * members] for i in range(n_traj)]
-
-        def in_domain(x_next: torch.Tensor) -> torch.Tensor:
-            flat = x_next.reshape(rows, -1)
-            return torch.isfinite(flat).all(dim=1) & (flat.abs() <= LOST_BOUND).all(dim=1)
+        in_domain = _in_domain
 
         def check_survivors(t: int, usable: torch.Tensor) -> torch.Tensor:
             """``usable [rows]`` as ``[n_traj, members]``; raise when a trajectory has none."""
@@ -495,10 +511,7 @@ class FlowDAS(nn.Module):
             y = obs[:, t]
             if bool(torch.isnan(y).all()) and bool(finite.all()):
                 return None
-            pred = op(self.denormalise(x_next)).double()
-            r = (y.double() - pred) / op.noise_std
-            r = torch.where(torch.isnan(y), torch.zeros_like(r), r)
-            loglik = -0.5 * r.pow(2).reshape(rows, -1).sum(-1)
+            loglik = _log_likelihood(op, self.denormalise(x_next), y)
             # a member that diverged (or that the operator cannot map) gets weight 0
             ok = finite & torch.isfinite(loglik)
             check_survivors(t, ok)
@@ -506,15 +519,104 @@ class FlowDAS(nn.Module):
             loglik = loglik.reshape(n_traj, members)
             if members == 1:
                 return None  # nothing to select between
-            weights = torch.softmax(loglik, dim=-1)
-            u = torch.stack(
-                [torch.rand((), generator=g, dtype=torch.float64, device=g.device) for g in first]
-            ).to(weights.device)
-            parent = systematic_resample(weights, u)  # [n_traj, members]
-            offset = torch.arange(n_traj, device=parent.device)[:, None] * members
-            return (parent + offset).reshape(-1).to(x_next.device)
+            return _resample_rows(loglik, first).to(x_next.device)
 
         return select
+
+    def _predictive_resampler(
+        self,
+        obs: torch.Tensor,
+        op: Observation,
+        members: int,
+        generators: Sequence[torch.Generator],
+        steps: int,
+    ) -> Callable[[int, torch.Tensor], torch.Tensor | None]:
+        r"""``before(t, hist)``: ancestor rows drawn by the predictive likelihood of ``obs[:, t]``.
+
+        Each row's weight is :math:`p(y_t \mid \tilde x_t)` for one unguided forecast
+        :math:`\tilde x_t` of ``steps`` SDE steps from the row's current history (its own
+        generator): a one-draw Monte-Carlo estimate of the predictive likelihood
+        :math:`p(y_t \mid x_{t-1})`, the weight of a particle filter whose proposal is the
+        conditional :math:`p(x_t \mid x_{t-1}, y_t)` that guided sampling approximates.
+        """
+        rows = obs.shape[0]
+        n_traj = _check_members(rows, members, generators)
+        first = [generators[i * members] for i in range(n_traj)]
+
+        def before(t: int, hist: torch.Tensor) -> torch.Tensor | None:
+            y = obs[:, t]
+            if members == 1 or bool(torch.isnan(y).all()):
+                return None
+
+            def drift(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+                return self.drift(x, s, hist)
+
+            guess = sample(
+                drift,
+                hist[:, -1],
+                generators,
+                steps=steps,
+                s_max=float(self.sampler["s_max"]),
+                eps=self.eps,
+                allow_nonfinite=True,
+            )
+            loglik = _log_likelihood(op, self.denormalise(guess), y)
+            ok = _in_domain(guess) & torch.isfinite(loglik)
+            alive = ok.reshape(n_traj, members)
+            if not bool(alive.any(dim=-1).all()):
+                # no forecast of some trajectory is usable: keep its members as they are
+                keep = ~alive.any(dim=-1, keepdim=True)
+                alive = alive | keep
+                loglik = torch.where(keep.expand(-1, members).reshape(-1), 0.0, loglik)
+            loglik = torch.where(alive.reshape(-1), loglik, torch.full_like(loglik, -math.inf))
+            return _resample_rows(loglik.reshape(n_traj, members), first).to(hist.device)
+
+        return before
+
+
+def _in_domain(x: torch.Tensor) -> torch.Tensor:
+    """``[rows]``: the normalised state is finite and within ``LOST_BOUND`` (see there)."""
+    flat = x.reshape(x.shape[0], -1)
+    return torch.isfinite(flat).all(dim=1) & (flat.abs() <= LOST_BOUND).all(dim=1)
+
+
+def _log_likelihood(op: Observation, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[rows]`` Gaussian log-likelihood (up to a constant) of ``y`` given physical states ``x``."""
+    r = (y.double() - op(x).double()) / op.noise_std
+    r = torch.where(torch.isnan(y), torch.zeros_like(r), r)  # missing observations: no weight
+    return -0.5 * r.pow(2).reshape(x.shape[0], -1).sum(-1)
+
+
+def _resample_rows(loglik: torch.Tensor, first: Sequence[torch.Generator]) -> torch.Tensor:
+    """Row indices ``[n_traj * members]``: systematic resampling of each trajectory's members.
+
+    ``loglik [n_traj, members]``; the uniform of trajectory ``i`` comes from ``first[i]``.
+    """
+    from xsfm.sampling.guidance import systematic_resample
+
+    n_traj, members = loglik.shape
+    weights = torch.softmax(loglik, dim=-1)
+    u = torch.stack(
+        [torch.rand((), generator=g, dtype=torch.float64, device=g.device) for g in first]
+    ).to(weights.device)
+    parent = systematic_resample(weights, u)  # [n_traj, members]
+    offset = torch.arange(n_traj, device=parent.device)[:, None] * members
+    return (parent + offset).reshape(-1)
+
+
+def _check_members(rows: int, members: int, generators: Sequence[torch.Generator]) -> int:
+    """Number of trajectories in ``rows`` (trajectory x member, member-minor); errors named."""
+    if members < 1 or rows % members:
+        raise ValueError(
+            f"members={members} must divide the {rows} rows (trajectories x members, "
+            "member-minor) to resample members"
+        )
+    if len(generators) != rows:
+        raise ValueError(
+            f"{len(generators)} generators for {rows} rows; give one per row "
+            "(trajectory x member, see xsfm.sampling.rng.stream_generators)"
+        )
+    return rows // members
 
 
 def build_flowdas(config: dict[str, Any]) -> FlowDAS:
