@@ -17,9 +17,10 @@ short
     filter (16384 particles, true model) and the stochastic EnKF (64 members, true model).
 long
     32 trajectories x 200 observation times: FlowDAS at three zeta, FlowDAS with member resampling
-    (``resample_members=True``, 8 members) and with diverged members replaced
-    (``resample_members="diverged"``, 4 members), the forecast, BPF and EnKF; RMSE over the window
-    and per block of 50 steps.
+    after each analysis (``resample_members=True``, 8 members), with diverged members replaced
+    (``resample_members="diverged"``, 4 members) and with members drawn by the predictive
+    likelihood before each analysis (``resample_members="predictive"``, 8 members), the forecast,
+    BPF and EnKF; RMSE over the window and per block of 50 steps.
 
 Metrics
 -------
@@ -459,8 +460,12 @@ def write_report(results: dict[str, Any]) -> None:
             "`flowdas-resample` rows use `resample_members=True` (an extension of the paper's "
             "method: after each analysis the members are resampled by the likelihood of their "
             "states, see `xsfm.models.assimilation`); the `flowdas-survive` rows "
-            "`resample_members='diverged'` (only members whose state turned non-finite are "
-            "replaced, by copies of survivors).",
+            "`resample_members='diverged'` (only members whose state turned non-finite or left "
+            "the model's domain are replaced, by copies of survivors); the `flowdas-predictive` "
+            "rows `resample_members='predictive'` (before each analysis every member draws its "
+            "starting state from its trajectory's members, weighted by the likelihood of one "
+            "cheap unguided forecast, i.e. the predictive likelihood; then diverged members are "
+            "replaced as in the survive rows).",
             "",
             "| method | members | window single | window mean | "
             + " | ".join(f"block {k + 1} single" for k in range(nblocks))
