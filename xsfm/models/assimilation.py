@@ -474,7 +474,6 @@ class FlowDAS(nn.Module):
         rows = obs.shape[0]
         n_traj = _check_members(rows, members, generators)
         first = [generators[i * members] for i in range(n_traj)]
-        in_domain = _in_domain
 
         def check_survivors(t: int, usable: torch.Tensor) -> torch.Tensor:
             """``usable [rows]`` as ``[n_traj, members]``; raise when a trajectory has none."""
@@ -490,7 +489,7 @@ class FlowDAS(nn.Module):
             return alive
 
         def replace_lost(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
-            finite = in_domain(x_next)
+            finite = _in_domain(x_next)
             if bool(finite.all()):
                 return None
             alive = check_survivors(t, finite)
@@ -507,7 +506,7 @@ class FlowDAS(nn.Module):
             return replace_lost
 
         def select(t: int, x_next: torch.Tensor) -> torch.Tensor | None:
-            finite = in_domain(x_next)
+            finite = _in_domain(x_next)
             y = obs[:, t]
             if bool(torch.isnan(y).all()) and bool(finite.all()):
                 return None
@@ -564,7 +563,8 @@ class FlowDAS(nn.Module):
             ok = _in_domain(guess) & torch.isfinite(loglik)
             alive = ok.reshape(n_traj, members)
             if not bool(alive.any(dim=-1).all()):
-                # no forecast of some trajectory is usable: keep its members as they are
+                # no forecast of some trajectory is usable: weigh its members equally (the
+                # analysis then shows whether any survives, see replace_lost)
                 keep = ~alive.any(dim=-1, keepdim=True)
                 alive = alive | keep
                 loglik = torch.where(keep.expand(-1, members).reshape(-1), 0.0, loglik)
