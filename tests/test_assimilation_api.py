@@ -114,6 +114,9 @@ def test_member_resampling_from_xarray(l63):
     assert "resample_members='predictive'" in ahead.attrs["history"]
     assert np.isfinite(ahead["state"].values).all()
     assert ahead["state"].dims == free["state"].dims
+    first_ahead = ahead["state"].isel(time=0).values
+    for t in range(3):
+        assert len(np.unique(first_ahead[:, t], axis=0)) == 4
 
 
 def test_forecast_continues_the_time_axis(l63):

@@ -532,9 +532,10 @@ def assimilate(
     members = check_members(members)
     seed = _check_int(seed, "seed", -(2**62))
     notes: list[str] = []
+    from xsfm.models.assimilation import RESAMPLE_MODES
+
     valid = isinstance(resample_members, bool) or (
-        isinstance(resample_members, str)
-        and resample_members in ("likelihood", "predictive", "diverged")
+        isinstance(resample_members, str) and resample_members in RESAMPLE_MODES
     )
     if not valid:
         raise TypeError(

@@ -293,20 +293,8 @@ class FlowDAS(nn.Module):
                 ancestors = before(t, hist)
                 if ancestors is not None:
                     hist = hist[ancestors]
-            frozen = hist
-
-            def drift(x: torch.Tensor, s: torch.Tensor, h: torch.Tensor = frozen) -> torch.Tensor:
-                return self.drift(x, s, h)
-
-            x_next = sample(
-                drift,
-                hist[:, -1],
-                generators,
-                steps=n_sde,
-                s_max=float(self.sampler["s_max"]),
-                eps=self.eps,
-                allow_nonfinite=select is not None,
-                **step_kwargs(t),
+            x_next = self._transition(
+                hist, generators, n_sde, allow_nonfinite=select is not None, **step_kwargs(t)
             )
             index = None if select is None else select(t, x_next)
             if index is not None:
@@ -316,6 +304,28 @@ class FlowDAS(nn.Module):
         if not out:
             return history.new_zeros((history.shape[0], 0, *self.state_shape))
         return self.denormalise(torch.stack(out, dim=1)).to(history.dtype)
+
+    def _transition(
+        self,
+        hist: torch.Tensor,
+        generators: Sequence[torch.Generator],
+        steps: int,
+        **sample_options: Any,
+    ) -> torch.Tensor:
+        """One interpolant SDE of ``steps`` steps from normalised ``hist [B, L, *state]``."""
+
+        def drift(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            return self.drift(x, s, hist)
+
+        return sample(
+            drift,
+            hist[:, -1],
+            generators,
+            steps=steps,
+            s_max=float(self.sampler["s_max"]),
+            eps=self.eps,
+            **sample_options,
+        )
 
     def forecast(
         self,
@@ -547,29 +557,15 @@ class FlowDAS(nn.Module):
             if members == 1 or bool(torch.isnan(y).all()):
                 return None
 
-            def drift(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-                return self.drift(x, s, hist)
-
-            guess = sample(
-                drift,
-                hist[:, -1],
-                generators,
-                steps=steps,
-                s_max=float(self.sampler["s_max"]),
-                eps=self.eps,
-                allow_nonfinite=True,
-            )
+            guess = self._transition(hist, generators, steps, allow_nonfinite=True)
             loglik = _log_likelihood(op, self.denormalise(guess), y)
             ok = _in_domain(guess) & torch.isfinite(loglik)
-            alive = ok.reshape(n_traj, members)
-            if not bool(alive.any(dim=-1).all()):
-                # no forecast of some trajectory is usable: weigh its members equally (the
-                # analysis then shows whether any survives, see replace_lost)
-                keep = ~alive.any(dim=-1, keepdim=True)
-                alive = alive | keep
-                loglik = torch.where(keep.expand(-1, members).reshape(-1), 0.0, loglik)
-            loglik = torch.where(alive.reshape(-1), loglik, torch.full_like(loglik, -math.inf))
-            return _resample_rows(loglik.reshape(n_traj, members), first).to(hist.device)
+            loglik = torch.where(ok, loglik, -math.inf).reshape(n_traj, members)
+            # no forecast of a trajectory is usable: weigh its members equally (the analysis
+            # then shows whether any survives, see replace_lost)
+            unusable = ~ok.reshape(n_traj, members).any(dim=-1, keepdim=True)
+            loglik = torch.where(unusable, 0.0, loglik)
+            return _resample_rows(loglik, first).to(hist.device)
 
         return before
 
