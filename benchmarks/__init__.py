@@ -1,4 +1,4 @@
-"""asv benchmarks of xsfm (see ``asv.conf.json``); ``compare.py`` runs them without asv.
+"""asv benchmarks of xsfm (see ``asv.conf.json``); ``studies/compare.py`` runs them without asv.
 
 Every benchmark's ``setup`` calls ``torch.set_num_threads(1)`` (through :func:`single_thread`), so
 figures are single-threaded and comparable between machines with different numbers of cores. Run

@@ -8,9 +8,9 @@ import torch
 import xarray as xr
 
 import xsfm
-from xsfm.assimilation.baselines import bootstrap_particle_filter, ensemble_kalman_filter
 from xsfm.datasets.lorenz63 import LORENZ63_STD, lorenz63_operator, lorenz63_transition
 from xsfm.errors import InputError
+from xsfm.filters import bootstrap_particle_filter, ensemble_kalman_filter
 from xsfm.sampling.rng import stream_generators
 
 N_SDE = 20  # Euler-Maruyama steps per assimilation step: enough to exercise the path, cheap

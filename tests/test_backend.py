@@ -212,7 +212,7 @@ def test_import_xsfm_does_not_import_torch():
 
 def test_xarray_layer_modules_do_not_import_torch_cupy_or_hypothesis():
     code = (
-        "import sys, xsfm.cf, xsfm.units, xsfm.testing, xsfm.errors\n"
+        "import sys, xsfm.xr.cf, xsfm.xr.units, xsfm.testing, xsfm.errors\n"
         "heavy = {'torch', 'cupy', 'hypothesis', 'cf_xarray.units'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

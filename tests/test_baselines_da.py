@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xsfm.assimilation.baselines import bootstrap_particle_filter, ensemble_kalman_filter
+from xsfm.filters import bootstrap_particle_filter, ensemble_kalman_filter
 from xsfm.observations import Elementwise
 from xsfm.sampling.rng import stream_generators
 
@@ -165,7 +165,7 @@ def test_scalar_observations_lorenz63():
 def test_particle_paths_are_smoothing_draws_of_a_random_walk():
     # x_t = x_{t-1} + s z, x_0 = 0, only x_T observed: y = x_T + gamma eta. The traced paths must
     # follow the smoothing law: E[x_t | y] = t s^2 / (T s^2 + gamma^2) y (Kalman smoother).
-    from xsfm.assimilation.baselines import bootstrap_particle_filter
+    from xsfm.filters import bootstrap_particle_filter
     from xsfm.observations import Elementwise
 
     s, gamma, steps, y_last = 1.0, 1.0, 4, 3.0
@@ -195,7 +195,7 @@ def test_particle_paths_are_smoothing_draws_of_a_random_walk():
 
 
 def test_particle_paths_are_off_by_default_and_checked():
-    from xsfm.assimilation.baselines import bootstrap_particle_filter
+    from xsfm.filters import bootstrap_particle_filter
     from xsfm.observations import Elementwise
 
     x0, obs = torch.zeros(1, 1), torch.zeros(1, 2, 1)

@@ -8,7 +8,15 @@ import pytest
 import xarray as xr
 from hypothesis import given
 
-from xsfm.cf import (
+from xsfm.errors import (
+    AmbiguousVariableError,
+    GridError,
+    InputErrors,
+    InvalidValuesError,
+    MissingVariableError,
+)
+from xsfm.testing import assert_unchanged, cf_dataarrays, cf_datasets, unchanged
+from xsfm.xr.cf import (
     find_spatial_grid,
     grid_spec_coords,
     longitude_convention,
@@ -18,15 +26,7 @@ from xsfm.cf import (
     select_inputs,
     standardise_grid,
 )
-from xsfm.errors import (
-    AmbiguousVariableError,
-    GridError,
-    InputErrors,
-    InvalidValuesError,
-    MissingVariableError,
-)
-from xsfm.testing import assert_unchanged, cf_dataarrays, cf_datasets, unchanged
-from xsfm.units import G0, convert, convert_all
+from xsfm.xr.units import G0, convert, convert_all
 
 
 def has_all(message: str, *pieces: str) -> None:

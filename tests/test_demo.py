@@ -5,8 +5,8 @@ from __future__ import annotations
 import xarray as xr
 
 import xsfm
-from xsfm.api import DEFAULT_DOWNSCALING_MODEL
 from xsfm.demo import run_demo
+from xsfm.downscaling import DEFAULT_DOWNSCALING_MODEL
 
 
 def test_default_model_ships_with_weights_and_example():
@@ -32,7 +32,7 @@ def test_demo_writes_outputs_and_beats_interpolation(tmp_path, capsys):
 
 
 def test_baselines_the_study_compares_against_ship_too():
-    from xsfm.examples import example_truth
+    from xsfm.xr.examples import example_truth
 
     for method in ("regression", "cfm", "edm", "corrdiff"):
         m = xsfm.load_model(f"kolmogorov-{method}")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from xsfm.datasets.lorenz63 import LORENZ63_MEAN, LORENZ63_STD, lorenz63_operator
-from xsfm.models.assimilation import FlowDAS, build_flowdas
+from xsfm.models.flowdas import FlowDAS, build_flowdas
 from xsfm.observations import Elementwise
 from xsfm.sampling.rng import stream_generators
 from xsfm.training.assimilation import train_assimilator

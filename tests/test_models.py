@@ -174,7 +174,7 @@ def test_cwa_card_complete_and_missing_weights_explained():
 
 
 def test_downscale_with_cwa_without_weights_says_how_to_get_them():
-    from xsfm.examples import example_input
+    from xsfm.xr.examples import example_input
 
     coarse = example_input(xsfm.load_model("cwa-2km"))
     with pytest.raises(WeightsMissingError, match="xsfm train sfm --preset cwa-2km"):

@@ -9,7 +9,6 @@ import pytest
 import xarray as xr
 from hypothesis import given
 
-from xsfm.cf import find_spatial_grid
 from xsfm.testing import (
     assert_cf_attrs,
     assert_unchanged,
@@ -18,6 +17,7 @@ from xsfm.testing import (
     cf_datasets,
     unchanged,
 )
+from xsfm.xr.cf import find_spatial_grid
 
 
 @given(cf_dataarrays(transpose=True, extra_dims=("time", "level", "case")))

@@ -15,7 +15,7 @@ from hypothesis import given
 
 from xsfm.errors import InputErrors, UnitsError
 from xsfm.testing import assert_units_equal, cf_dataarrays, unchanged
-from xsfm.units import G0, convert, convert_all, is_compatible, parse_units, registry, units_of
+from xsfm.xr.units import G0, convert, convert_all, is_compatible, parse_units, registry, units_of
 
 
 def _raise_on_compute(*args, **kwargs):
@@ -264,7 +264,7 @@ def test_application_registry_untouched_and_no_warning():
         "import warnings, pint\n"
         "warnings.simplefilter('error')\n"
         "before = pint.get_application_registry().get()\n"
-        "from xsfm.units import registry\n"
+        "from xsfm.xr.units import registry\n"
         "ureg = registry()\n"
         "assert pint.get_application_registry().get() is before\n"
         "assert ureg is not before\n"

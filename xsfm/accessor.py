@@ -1,7 +1,7 @@
 """The ``.sfm`` accessor on :class:`xarray.DataArray` and :class:`xarray.Dataset`.
 
-Thin by design: nothing is validated here; each method is one call into :mod:`xsfm.api` (downscaling) or
-:mod:`xsfm.assimilation.api` (assimilation and forecasts), which are plain functions tested directly.
+Thin by design: nothing is validated here; each method is one call into :mod:`xsfm.downscaling` (downscaling) or
+:mod:`xsfm.assimilation` (assimilation and forecasts), which are plain functions tested directly.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class SFMAccessor:
         self._obj = obj
 
     def downscale(self, model: Any = None, members: int = 16, **kwargs: Any) -> xr.Dataset:
-        """Downscale to the model's fine grid; see :func:`xsfm.api.downscale`.
+        """Downscale to the model's fine grid; see :func:`xsfm.downscaling.downscale`.
 
         Examples
         --------
@@ -30,23 +30,23 @@ class SFMAccessor:
         >>> fine.sizes["member"], fine.sizes["x"] == 4 * coarse.sizes["x"]
         (2, True)
         """
-        from xsfm.api import downscale
+        from xsfm.downscaling import downscale
 
         return downscale(self._obj, model=model, members=members, **kwargs)
 
     def assimilate(
         self, obs: Any, model: Any = None, members: int = 8, **kwargs: Any
     ) -> xr.Dataset:
-        """Assimilate observations from this initial state; see :func:`xsfm.assimilation.api.assimilate`."""
-        from xsfm.assimilation.api import assimilate
+        """Assimilate observations from this initial state; see :func:`xsfm.assimilation.assimilate`."""
+        from xsfm.assimilation import assimilate
 
         return assimilate(self._obj, obs, model=model, members=members, **kwargs)
 
     def forecast(
         self, model: Any = None, lead: int = 15, members: int = 8, **kwargs: Any
     ) -> xr.Dataset:
-        """Unguided probabilistic rollout; see :func:`xsfm.assimilation.api.forecast`."""
-        from xsfm.assimilation.api import forecast
+        """Unguided probabilistic rollout; see :func:`xsfm.assimilation.forecast`."""
+        from xsfm.assimilation import forecast
 
         return forecast(self._obj, model=model, lead=lead, members=members, **kwargs)
 

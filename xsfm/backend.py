@@ -46,13 +46,17 @@ True
 
 from __future__ import annotations
 
+import threading
 import warnings
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-__all__ = ["from_torch", "is_cupy", "is_dask", "resolve_device", "to_torch"]
+if TYPE_CHECKING:
+    from xsfm.models.base import Model
+
+__all__ = ["cached_network", "from_torch", "is_cupy", "is_dask", "resolve_device", "to_torch"]
 
 DeviceLike = str | torch.device | None
 
@@ -193,7 +197,7 @@ def to_torch(
         return array.to(device=dev, dtype=tdtype or array.dtype).contiguous()
     if type(array).__module__.split(".")[0] == "pint":
         raise TypeError(
-            "got a pint quantity; convert units first (xsfm.units.convert) and pass its magnitude"
+            "got a pint quantity; convert units first (xsfm.xr.units.convert) and pass its magnitude"
         )
     if is_dask(array):
         if not compute:
@@ -270,3 +274,20 @@ def from_torch(tensor: torch.Tensor, like: Any = None, dtype: Any = None) -> Any
         return out if dtype is None else out.astype(dtype, copy=False)
     out = tensor.cpu().resolve_conj().resolve_neg().numpy()
     return out if dtype is None else out.astype(dtype, copy=False)
+
+
+_cache: dict[tuple[str, str, str, str], Any] = {}
+_lock = threading.Lock()
+
+
+def cached_network(model: Model, device: str) -> torch.nn.Module:
+    """The model's network on ``device``, built once per process (thread-safe).
+
+    Dask workers call this for every chunk, so each process builds and verifies a model once.
+    """
+    where = str(model.path) if model.path is not None else f"in-memory:{id(model)}"
+    key = (model.name, where, model.card.weights_sha256 or "", str(device))
+    with _lock:
+        if key not in _cache:
+            _cache[key] = model.network(device)
+        return _cache[key]

@@ -8,7 +8,7 @@ from pathlib import Path
 import xarray as xr
 
 import xsfm
-from xsfm.api import DEFAULT_DOWNSCALING_MODEL
+from xsfm.downscaling import DEFAULT_DOWNSCALING_MODEL
 
 __all__ = ["run_demo"]
 
@@ -39,7 +39,7 @@ def run_demo(
     import torch
 
     from xsfm import metrics
-    from xsfm.examples import example_truth
+    from xsfm.xr.examples import example_truth
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     name = model or DEFAULT_DOWNSCALING_MODEL

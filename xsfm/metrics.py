@@ -128,7 +128,7 @@ def _check_units(ens: xr.DataArray, truth: xr.DataArray) -> str | None:
     if ue is not None and ut is not None and str(ue).strip() != str(ut).strip():
         raise InputError(
             f"units of {_label(ens)} ({ue!r}) and of its truth ({ut!r}) differ; convert the truth "
-            f"to {ue!r} first (e.g. with pint-xarray or xsfm.units)"
+            f"to {ue!r} first (e.g. with pint-xarray or xsfm.xr.units)"
         )
     return ue if ue is not None else ut
 

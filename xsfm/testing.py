@@ -403,7 +403,7 @@ def cf_datasets(
 
 
 def _units_of(obj: Any) -> Any:
-    from xsfm.units import units_of
+    from xsfm.xr.units import units_of
 
     if isinstance(obj, xr.DataArray):
         return units_of(obj)
@@ -427,7 +427,7 @@ def assert_units_equal(a: Any, b: Any) -> None:
     ...
     AssertionError: units differ: 'K' (kelvin) != 'degC' (degree_Celsius)
     """
-    from xsfm.units import parse_units
+    from xsfm.xr.units import parse_units
 
     if isinstance(a, xr.Dataset) or isinstance(b, xr.Dataset):
         if not (isinstance(a, xr.Dataset) and isinstance(b, xr.Dataset)):
@@ -466,7 +466,7 @@ def assert_cf_attrs(
     required
         Attributes every data variable must have (``units`` must also parse).
     grid
-        Also check that :func:`xsfm.cf.find_spatial_grid` finds the grid and that its 1-D
+        Also check that :func:`xsfm.xr.cf.find_spatial_grid` finds the grid and that its 1-D
         coordinates have ``units`` and ``standard_name``.
 
     Examples
@@ -478,8 +478,8 @@ def assert_cf_attrs(
     ...
     AssertionError: variable None lacks attributes ['standard_name', 'long_name']
     """
-    from xsfm.cf import find_spatial_grid
-    from xsfm.units import parse_units
+    from xsfm.xr.cf import find_spatial_grid
+    from xsfm.xr.units import parse_units
 
     arrays = [obj[v] for v in obj.data_vars] if isinstance(obj, xr.Dataset) else [obj]
     for da in arrays:

@@ -121,7 +121,7 @@ def noisy_rk4_step(x: Array, noise: Array, dt: float = 0.025, noise_var: float =
 def lorenz63_transition(
     dt: float = 0.025, noise_var: float = 0.025
 ) -> Any:  # Callable[[Array, Array], Array]
-    """The true transition ``transition(x, noise)`` for :mod:`xsfm.assimilation.baselines`.
+    """The true transition ``transition(x, noise)`` for :mod:`xsfm.filters`.
 
     Examples
     --------

@@ -40,7 +40,7 @@ def build_network(card: ModelCard) -> torch.nn.Module:
 
         return build_downscaler(card.network)
     if card.kind == "assimilation":
-        from xsfm.models.assimilation import build_flowdas
+        from xsfm.models.flowdas import build_flowdas
 
         return build_flowdas(card.network)
     raise ModelFormatError(f"model {card.name!r}: no network for kind={card.kind!r}")
@@ -146,7 +146,7 @@ class Model:
         >>> ds["tas"].attrs["units"]
         'K'
         """
-        from xsfm.examples import example_input
+        from xsfm.xr.examples import example_input
 
         return example_input(self)
 

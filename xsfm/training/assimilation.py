@@ -1,6 +1,6 @@
 """Training of FlowDAS drift networks on trajectories (tensor level).
 
-:func:`train_assimilator` fits :meth:`xsfm.models.assimilation.FlowDAS.loss` on pairs
+:func:`train_assimilator` fits :meth:`xsfm.models.flowdas.FlowDAS.loss` on pairs
 ``(L previous states, next state)`` cut from trajectories, with Adam, an optional EMA of the
 weights, and early stopping on a fixed validation set (held-out trajectories, fixed interpolation
 times and noise, so the validation loss is a deterministic function of the weights). All randomness
@@ -111,7 +111,7 @@ def train_assimilator(
     Parameters
     ----------
     module
-        A :class:`~xsfm.models.assimilation.FlowDAS` (anything with ``normalise``, ``loss``,
+        A :class:`~xsfm.models.flowdas.FlowDAS` (anything with ``normalise``, ``loss``,
         ``history``); trained in place, ending with the weights of the best validation evaluation.
     trajectories
         ``[n_traj, T, *state]`` in physical units.
@@ -151,7 +151,7 @@ def train_assimilator(
 
     Examples
     --------
-    >>> from xsfm.models.assimilation import FlowDAS
+    >>> from xsfm.models.flowdas import FlowDAS
     >>> model = FlowDAS((1,), network={"width": 16, "blocks": 1})
     >>> data = torch.cumsum(torch.randn(8, 20, 1, generator=torch.Generator().manual_seed(0)), 1)
     >>> res = train_assimilator(model, data, steps=20, eval_every=10, batch_size=16, progress=False)

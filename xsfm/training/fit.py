@@ -17,9 +17,9 @@ import numpy as np
 import xarray as xr
 
 from xsfm.errors import InputError, raise_all
-from xsfm.grids import grid_spec_from_dataarray
 from xsfm.models.base import Model
 from xsfm.models.card import ModelCard
+from xsfm.xr.grids import grid_spec_from_dataarray
 
 __all__ = ["fit_downscaler", "stack_fields"]
 
@@ -27,7 +27,7 @@ _ATTRS = ("standard_name", "units", "long_name")
 
 
 def _field_names(ds: xr.Dataset, names: Sequence[Hashable] | None, role: str) -> list[str]:
-    from xsfm.cf import find_spatial_grid
+    from xsfm.xr.cf import find_spatial_grid
 
     if names is not None:
         missing = [n for n in names if n not in ds.data_vars]
@@ -48,7 +48,7 @@ def stack_fields(
     ds: xr.Dataset, names: Sequence[str], role: str
 ) -> tuple[np.ndarray, list[str], list[dict[str, Any]], dict[str, Any], dict[str, int]]:
     """Stack variables into ``[N, C, ny, nx]`` float32 with their specs, grid spec and sample sizes."""
-    from xsfm.cf import find_spatial_grid, standardise_grid
+    from xsfm.xr.cf import find_spatial_grid, standardise_grid
 
     problems: list[Exception] = []
     fields = {}

@@ -252,9 +252,9 @@ def train_cwa(
 ) -> Model:
     """Train the ``cwa-2km`` setting from a CWA-layout store (see the module docstring)."""
     import xsfm
-    from xsfm.cf import select_inputs
     from xsfm.training.fit import fit_downscaler
-    from xsfm.units import convert_all
+    from xsfm.xr.cf import select_inputs
+    from xsfm.xr.units import convert_all
 
     if data is None:
         raise ValueError(

@@ -205,8 +205,8 @@ def train_lorenz63(
     import torch
 
     from xsfm.datasets.lorenz63 import LORENZ63_MEAN, LORENZ63_STD, simulate
-    from xsfm.models.assimilation import FlowDAS
     from xsfm.models.base import Model
+    from xsfm.models.flowdas import FlowDAS
     from xsfm.training.assimilation import train_assimilator
 
     unknown = sorted(set(options) - set(LORENZ63_DEFAULTS))

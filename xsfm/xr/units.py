@@ -382,7 +382,7 @@ def convert_all(
     Parameters
     ----------
     arrays
-        ``{card_name: DataArray}``, e.g. the result of :func:`xsfm.cf.select_inputs`.
+        ``{card_name: DataArray}``, e.g. the result of :func:`xsfm.xr.cf.select_inputs`.
     units
         Target units: ``{card_name: units}`` or the card's input specs (a sequence of dicts with
         ``name``, ``units`` and optionally ``standard_name``, which then fills ``standard_names``).

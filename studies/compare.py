@@ -2,10 +2,10 @@
 
 Usage (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/compare.py                      # all benchmarks
-    OMP_NUM_THREADS=1 python benchmarks/compare.py -k downscale -r 5    # a subset, 5 repeats
-    OMP_NUM_THREADS=1 python benchmarks/compare.py --save before.json   # keep the figures...
-    OMP_NUM_THREADS=1 python benchmarks/compare.py --against before.json  # ...and compare later
+    OMP_NUM_THREADS=1 python studies/compare.py                      # all benchmarks
+    OMP_NUM_THREADS=1 python studies/compare.py -k downscale -r 5    # a subset, 5 repeats
+    OMP_NUM_THREADS=1 python studies/compare.py --save before.json   # keep the figures...
+    OMP_NUM_THREADS=1 python studies/compare.py --against before.json  # ...and compare later
 
 The same functions asv runs are called: ``setup`` (which sets ``torch.set_num_threads(1)``), then
 ``time_*`` with :mod:`timeit` (the median and the best of ``--repeat`` rounds, each round looping

@@ -3,7 +3,7 @@
 A diagnostic for the long window of ``lorenz63_report.py``, with the *true* noisy RK4 transition in
 place of the learned drift (seconds on one core)::
 
-    OMP_NUM_THREADS=1 python benchmarks/lorenz63_nudging.py
+    OMP_NUM_THREADS=1 python studies/lorenz63_nudging.py
 
 Each member takes one true transition, is then nudged toward the observation by a gradient step on
 ``0.5 (y - arctan(x_1 / 8))^2 / gamma^2`` with gain ``k`` (the physical-units change of x_1 is

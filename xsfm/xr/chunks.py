@@ -3,38 +3,18 @@
 :func:`map_samples` applies a tensor function to every sample (every point of the pass-through dims) with
 ``xr.apply_ufunc(dask="parallelized")``: dask inputs stay lazy and each chunk is processed by one task with
 no probe call. The global position of each sample travels with it, so random streams (see
-:mod:`xsfm.sampling.rng`) do not depend on chunking. Networks are cached per process and device, so a worker
-builds and verifies a model once.
+:mod:`xsfm.sampling.rng`) do not depend on chunking.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-if TYPE_CHECKING:
-    import torch
-
-    from xsfm.models.base import Model
-
-__all__ = ["cached_network", "map_samples", "sample_index"]
-
-_cache: dict[tuple[str, str, str, str], Any] = {}
-_lock = threading.Lock()
-
-
-def cached_network(model: Model, device: str) -> torch.nn.Module:
-    """The model's network on ``device``, built once per process (thread-safe)."""
-    where = str(model.path) if model.path is not None else f"in-memory:{id(model)}"
-    key = (model.name, where, model.card.weights_sha256 or "", device)
-    with _lock:
-        if key not in _cache:
-            _cache[key] = model.network(device)
-        return _cache[key]
+__all__ = ["map_samples", "sample_index"]
 
 
 def sample_index(template: xr.DataArray, sample_dims: Sequence[str]) -> xr.DataArray:

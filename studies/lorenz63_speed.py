@@ -3,7 +3,7 @@
 Prints wall times on one thread (``torch.set_num_threads(1)``) for one member and for ``--members``
 members, through the public xarray API (``state.sfm.assimilate``)::
 
-    OMP_NUM_THREADS=1 python benchmarks/lorenz63_speed.py
+    OMP_NUM_THREADS=1 python studies/lorenz63_speed.py
 
 All trajectories, members and the J endpoint draws of a step go through the drift network as one
 batch, so the cost per member falls as members are added.

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from xsfm.api import MEMBER_ATTRS, check_members, extend_history
+from xsfm.downscaling import MEMBER_ATTRS, check_members, extend_history
 from xsfm.errors import InputError, InvalidValuesError, MissingVariableError, raise_all
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _check_values(da: xr.DataArray, label: str, allow_nan: bool) -> list[Excepti
 
 
 def _convert_state(da: xr.DataArray, spec: dict[str, Any] | None, label: str) -> xr.DataArray:
-    from xsfm.units import convert
+    from xsfm.xr.units import convert
 
     if spec is None or "units" not in spec:
         return da
@@ -398,7 +398,7 @@ def forecast(
     --------
     >>> import xsfm
     >>> ds = xsfm.datasets.lorenz63(trajectories=2, steps=2, burn_in=64)
-    >>> fc = xsfm.assimilation.api.forecast(ds.state.isel(time=[0]), lead=2, members=3, steps=20)
+    >>> fc = xsfm.assimilation.forecast(ds.state.isel(time=[0]), lead=2, members=3, steps=20)
     >>> fc["state"].dims, fc["time"].values.tolist()
     (('member', 'trajectory', 'time', 'component'), [1, 2])
     """
@@ -457,7 +457,7 @@ def assimilate(
     Parameters
     ----------
     state
-        Known state before the first observation (see :mod:`xsfm.assimilation.api` for the dims).
+        Known state before the first observation (see :mod:`xsfm.assimilation` for the dims).
     obs
         Observations with ``time_dim``; NaN entries are missing (a time with all NaN is a forecast
         step). The operator and its noise are read from ``obs.attrs`` (``observation_operator``,
@@ -496,11 +496,11 @@ def assimilate(
         FlowDAS only (an extension of the paper's method): after each analysis, resample the
         members of each sample by the likelihood of their analysis states, so members that have
         lost the trajectory are replaced by copies of those that kept it, as a particle filter
-        does (see :mod:`xsfm.models.assimilation`). Needs enough members to represent the
+        does (see :mod:`xsfm.models.flowdas`). Needs enough members to represent the
         uncertainty (for Lorenz-63 over 200 steps, see the Lorenz-63 benchmark); a member's states
         at different times then belong to different lineages. ``"diverged"``: only replace members
         whose state turned non-finite or left the model's domain (guidance overshooting; see
-        ``xsfm.models.assimilation.LOST_BOUND``) by copies of surviving members of the same sample;
+        ``xsfm.models.flowdas.LOST_BOUND``) by copies of surviving members of the same sample;
         the others are untouched. ``"predictive"``: before each analysis, draw each member's
         starting state from its sample's members by the likelihood of one cheap unguided forecast
         (the predictive likelihood, which does not count the observation twice), then replace
@@ -532,7 +532,7 @@ def assimilate(
     members = check_members(members)
     seed = _check_int(seed, "seed", -(2**62))
     notes: list[str] = []
-    from xsfm.models.assimilation import RESAMPLE_MODES
+    from xsfm.models.flowdas import RESAMPLE_MODES
 
     valid = isinstance(resample_members, bool) or (
         isinstance(resample_members, str) and resample_members in RESAMPLE_MODES
@@ -670,7 +670,7 @@ def _assimilate_filter(
 ) -> xr.Dataset:
     import torch
 
-    from xsfm.assimilation.baselines import bootstrap_particle_filter, ensemble_kalman_filter
+    from xsfm.filters import bootstrap_particle_filter, ensemble_kalman_filter
     from xsfm.sampling.rng import stream_generators
 
     state = _pick_variable(state_obj, None, "state")

@@ -6,7 +6,7 @@ its input and reports every problem it finds at once (:func:`xsfm.errors.raise_a
 1. :func:`select_inputs` maps the card's inputs to variables of the dataset (explicit override,
    then ``standard_name``, then name, then ``GRIB_shortName``/``GRIB_cfVarName``/``long_name``/
    aliases) and picks pressure levels (card input ``t500`` = ``air_temperature`` at 500 hPa);
-2. :func:`xsfm.units.convert_all` converts them to the card's units;
+2. :func:`xsfm.xr.units.convert_all` converts them to the card's units;
 3. :func:`standardise_grid` checks each variable (dtype, empty dims, NaN/inf, duplicated or
    non-monotonic coordinates) and puts its grid in a standard orientation (ascending coordinates,
    longitudes in the card's convention);
@@ -426,7 +426,7 @@ def _level_units(da: xr.DataArray, name: Hashable) -> str | None:
 
 def _level_values(da: xr.DataArray, name: Hashable, target_units: str) -> np.ndarray | None:
     """Values of a vertical coordinate in ``target_units`` (``None`` if incompatible)."""
-    from xsfm.units import _affine, parse_units
+    from xsfm.xr.units import _affine, parse_units
 
     units = _level_units(da, name)
     if units is None:
@@ -639,7 +639,7 @@ def select_inputs(
     -------
     dict
         ``{card_name: DataArray}`` in the card's order. The DataArrays keep their own names and
-        attributes (units are converted later by :func:`xsfm.units.convert_all`); nothing is
+        attributes (units are converted later by :func:`xsfm.xr.units.convert_all`); nothing is
         computed or copied.
 
     Raises
@@ -1103,7 +1103,7 @@ def _coord_in_units(
     """Convert coordinate values to the spec's units; return ``(values, problem)``."""
     if units is None or target is None or units == target:
         return values, None
-    from xsfm.units import _affine, parse_units
+    from xsfm.xr.units import _affine, parse_units
 
     try:
         source, dest = parse_units(units), parse_units(target)
@@ -1242,7 +1242,7 @@ def match_grid(
             problems.append(
                 GridError(
                     f"coordinate {cname!r} of variable {label!r} does not ascend; run "
-                    "xsfm.cf.standardise_grid first"
+                    "xsfm.xr.cf.standardise_grid first"
                 )
             )
             continue
@@ -1381,7 +1381,7 @@ def prepare_inputs(
 ) -> PreparedInputs:
     """Select, convert, check and grid-match a model's inputs: the whole xarray-side preparation.
 
-    Runs :func:`select_inputs`, :func:`xsfm.units.convert_all`, :func:`standardise_grid` and
+    Runs :func:`select_inputs`, :func:`xsfm.xr.units.convert_all`, :func:`standardise_grid` and
     :func:`match_grid` in that order. Each step reports all its problems at once (over all
     variables); a step runs only when the previous one succeeded. ``ds`` is never modified and
     dask-backed data stay lazy.
@@ -1407,7 +1407,7 @@ def prepare_inputs(
     PreparedInputs
         ``(arrays, notes)``.
     """
-    from xsfm.units import convert_all
+    from xsfm.xr.units import convert_all
 
     specs = [_norm_spec(s) for s in specs]
     selected = select_inputs(ds, specs, variables)

@@ -2,11 +2,11 @@
 
 The steps of :func:`downscale` are plain functions, each tested on its own:
 
-1. :func:`prepare_inputs` finds the card's variables (:mod:`xsfm.cf`), converts units
-   (:mod:`xsfm.units`) and puts them on the card's coarse grid (cut to the domain, or regridded on
+1. :func:`prepare_inputs` finds the card's variables (:mod:`xsfm.xr.cf`), converts units
+   (:mod:`xsfm.xr.units`) and puts them on the card's coarse grid (cut to the domain, or regridded on
    request), reporting every problem at once;
 2. the fields are stacked into one ``channel`` dim and sent through the network chunk by chunk
-   (:mod:`xsfm.parallel`, :mod:`xsfm.backend`); each sample's random streams derive from the seed and its
+   (:mod:`xsfm.xr.chunks`, :mod:`xsfm.backend`); each sample's random streams derive from the seed and its
    global position, so results do not depend on chunking or ``batch_size``;
 3. :func:`assemble_output` labels the result: ``member`` dim, the fine grid's coordinates with CF attrs,
    every variable with the card's ``units``/``standard_name``/``long_name``, provenance in ``source`` and
@@ -24,11 +24,11 @@ import numpy as np
 import xarray as xr
 
 from xsfm.errors import InputError
-from xsfm.grids import refine_coord
 from xsfm.models.base import Model, load_model
+from xsfm.xr.grids import refine_coord
 
 if TYPE_CHECKING:
-    from xsfm.cf import SpatialGrid
+    from xsfm.xr.cf import SpatialGrid
 
 __all__ = [
     "DEFAULT_DOWNSCALING_MODEL",
@@ -96,10 +96,10 @@ def prepare_inputs(
     """Select, convert and grid-check the model's inputs; stack them into a ``channel`` dim.
 
     Never modifies ``ds``. All missing variables and all unit problems are reported together
-    (see :func:`xsfm.cf.prepare_inputs`). Grid-agnostic models (``any_variables`` cards, such as
+    (see :func:`xsfm.xr.cf.prepare_inputs`). Grid-agnostic models (``any_variables`` cards, such as
     ``interpolation``) take every variable on the dataset's spatial grid, units unchanged.
     """
-    from xsfm import cf
+    from xsfm.xr import cf
 
     card = model.card
     if card.extra.get("any_variables"):
@@ -138,7 +138,7 @@ def _fine_axes(
     model: Model, prepared: PreparedInputs
 ) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
     """Coordinates of the fine grid: from the card, or refined from the input's grid."""
-    from xsfm.cf import grid_spec_coords
+    from xsfm.xr.cf import grid_spec_coords
 
     fine = model.card.grids.get("fine", {})
     grid = prepared.grid
@@ -231,8 +231,7 @@ def _run_chunk(
     """Sample all members of all samples in one chunk: ``[..., C, h, w] -> [..., M, Cout, H, W]``."""
     import torch
 
-    from xsfm.backend import from_torch, to_torch
-    from xsfm.parallel import cached_network
+    from xsfm.backend import cached_network, from_torch, to_torch
     from xsfm.sampling.rng import stream_generators
 
     lead = array.shape[:-3]
@@ -304,7 +303,7 @@ def downscale(
     --------
     >>> import xsfm
     >>> coarse = xsfm.load_model("interpolation").example_input()
-    >>> fine = xsfm.api.downscale(coarse, model="interpolation", members=2)
+    >>> fine = xsfm.downscaling.downscale(coarse, model="interpolation", members=2)
     >>> fine["tas"].dims
     ('member', 'time', 'y', 'x')
     >>> fine["tas"].attrs["units"]
@@ -326,7 +325,7 @@ def downscale(
     fine_axes = _fine_axes(m, prepared)
     fine_shape = tuple(len(v) for v, _ in fine_axes.values())
     dev = _resolve_device(device, data)
-    from xsfm.parallel import map_samples
+    from xsfm.xr.chunks import map_samples
 
     result = map_samples(
         _run_chunk,

@@ -1,6 +1,6 @@
 """Grid specs of model cards: building them from coordinates and refining them.
 
-The format is defined (and validated) in :mod:`xsfm.cf`: ``{"y": {name, size, start, step, units,
+The format is defined (and validated) in :mod:`xsfm.xr.cf`: ``{"y": {name, size, start, step, units,
 standard_name, long_name}, "x": {...}}`` plus optional top-level keys such as ``periodic``. A card's fine
 grid may instead be a *rule*, ``{"rule": "factor", "factor": 4}``: the fine grid refines whatever coarse
 grid it is given with cell centres preserved (the geometry of bilinear upsampling with
@@ -52,7 +52,7 @@ def grid_spec_from_dataarray(da: xr.DataArray, periodic: bool = False) -> dict[s
     >>> grid_spec_from_dataarray(da)["x"]["step"]
     2.0
     """
-    from xsfm.cf import find_spatial_grid
+    from xsfm.xr.cf import find_spatial_grid
 
     grid = find_spatial_grid(da)
     spec: dict[str, Any] = {}
