@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 import xsfm
-from xsfm.datasets.lorenz63 import LORENZ63_STD, lorenz63_operator, lorenz63_transition
+from xsfm.datasets.lorenz import LORENZ63_STD, lorenz63_operator, lorenz63_transition
 from xsfm.sampling.guidance import systematic_resample
 from xsfm.sampling.rng import stream_generators
 

@@ -50,7 +50,7 @@ import xarray as xr
 
 import xsfm
 from xsfm import metrics
-from xsfm.datasets.lorenz63 import LORENZ63_STD, lorenz63_transition, rk4_step
+from xsfm.datasets.lorenz import LORENZ63_STD, lorenz63_transition, rk4_step
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "docs" / "benchmarks" / "lorenz63.json"
@@ -174,7 +174,7 @@ def bpf_run(
     x0: xr.DataArray, obs: xr.DataArray, particles: int, members: int, seed: int, paths: int = 0
 ):
     """BPF through xarray for the members, plus its ancestry paths (tensor level) when asked."""
-    from xsfm.datasets.lorenz63 import lorenz63_operator
+    from xsfm.datasets.lorenz import lorenz63_operator
     from xsfm.filters import bootstrap_particle_filter
     from xsfm.sampling.rng import stream_generators
 

@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 
 import xsfm
-from xsfm.datasets.lorenz63 import LORENZ63_STD, lorenz63_operator, lorenz63_transition
+from xsfm.datasets.lorenz import LORENZ63_STD, lorenz63_operator, lorenz63_transition
 from xsfm.errors import InputError
 from xsfm.filters import bootstrap_particle_filter, ensemble_kalman_filter
 from xsfm.sampling.rng import stream_generators

@@ -146,7 +146,7 @@ def test_input_checks(problem):
 
 
 def test_scalar_observations_lorenz63():
-    from xsfm.datasets.lorenz63 import lorenz63_operator, lorenz63_transition, simulate
+    from xsfm.datasets.lorenz import lorenz63_operator, lorenz63_transition, simulate
 
     x, y = simulate(3, 10, seed=0, burn_in=200)  # obs [B, T]: one scalar per time
     truth = x[:, 1:]

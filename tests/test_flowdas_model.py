@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xsfm.datasets.lorenz63 import LORENZ63_MEAN, LORENZ63_STD, lorenz63_operator
+from xsfm.datasets.lorenz import LORENZ63_MEAN, LORENZ63_STD, lorenz63_operator
 from xsfm.models.flowdas import FlowDAS, build_flowdas
 from xsfm.observations import Elementwise
 from xsfm.sampling.rng import stream_generators

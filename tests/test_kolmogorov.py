@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from xsfm.datasets.kolmogorov import (
-    KolmogorovSolver,
-    _bilinear_upsample,
-    _generators,
-    kolmogorov,
-    kolmogorov_pairs,
-    misalignment_table,
-    resample,
-    taylor_green_vorticity,
-    velocity_from_vorticity,
-)
+from xsfm.datasets.kolmogorov_data import _generators, kolmogorov
+from xsfm.datasets.kolmogorov_grid import resample, taylor_green_vorticity, velocity_from_vorticity
+from xsfm.datasets.kolmogorov_lag_rmse import _bilinear_upsample, misalignment_table
+from xsfm.datasets.kolmogorov_misaligned import kolmogorov_pairs
+from xsfm.datasets.kolmogorov_solver import KolmogorovSolver
 
 SMALL_PAIRS = {
     "samples": 6,
@@ -258,7 +252,7 @@ def test_truth_does_not_depend_on_tau() -> None:
 
 
 def test_pairs_cache_round_trip(tmp_path) -> None:
-    from xsfm.datasets.kolmogorov import _netcdf_engine
+    from xsfm.datasets.kolmogorov_misaligned import _netcdf_engine
 
     if _netcdf_engine() is None:
         pytest.skip("needs h5netcdf with h5py, or netCDF4")
@@ -319,9 +313,10 @@ def test_importing_datasets_does_not_import_torch() -> None:
     code = (
         "import sys, xsfm.datasets; assert 'torch' not in sys.modules; "
         "from xsfm.datasets import kolmogorov, kolmogorov_pairs; "
-        "import xsfm.datasets.kolmogorov as km; "
+        "import xsfm.datasets.kolmogorov_solver as km; "
         "assert callable(kolmogorov) and callable(kolmogorov_pairs); "
-        "assert km.KolmogorovSolver and xsfm.datasets.kolmogorov is km; "
+        "assert km.KolmogorovSolver and xsfm.datasets.kolmogorov is kolmogorov; "
+        "import types; assert isinstance(kolmogorov, types.FunctionType); "
         "ds = xsfm.datasets.kolmogorov(samples=1, size=16, times=1, spinup=0.1); "
         "assert ds.vorticity.shape == (1, 1, 16, 16)"
     )

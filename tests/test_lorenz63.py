@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from xsfm.datasets.lorenz63 import (
+from xsfm.datasets.lorenz import (
     LORENZ63_MEAN,
     LORENZ63_STD,
     lorenz63,
@@ -93,3 +95,15 @@ def test_transition_numpy_and_torch_agree():
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="trajectories"):
         lorenz63(trajectories=0)
+
+
+def test_lorenz63_is_a_function_and_the_old_module_path_still_imports():
+    code = (
+        "import sys, types, xsfm.datasets; assert 'torch' not in sys.modules; "
+        "from xsfm.datasets.lorenz63 import lorenz63_transition as old; "
+        "from xsfm.datasets.lorenz import lorenz63_transition as new; assert old is new; "
+        "import xsfm.datasets.lorenz63; "
+        "assert isinstance(xsfm.datasets.lorenz63, types.FunctionType); "
+        "assert xsfm.datasets.lorenz63(trajectories=1, steps=1, burn_in=1).sizes['time'] == 2"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
