@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from xsfm.nn.unet import Conv2d, UNet
+from xsfm.nn.layers import Conv2d
+from xsfm.nn.unet import UNet
 
 __all__ = ["Conv1x1Encoder", "UNetEncoder", "build_encoder"]
 

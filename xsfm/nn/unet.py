@@ -22,7 +22,6 @@ global generator), so a network is a pure function of its config and seed. There
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,203 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xsfm.nn.blocks import UNetBlock
 from xsfm.nn.embeddings import (
     FourierEmbedding,
     PositionalEmbedding,
     grid_channels,
     num_grid_channels,
 )
+from xsfm.nn.layers import Conv2d, Linear, group_norm
 
 __all__ = ["Conv2d", "Linear", "UNet", "UNetBlock", "group_norm"]
-
-_PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
-
-
-def _uniform_(
-    tensor: torch.Tensor, bound: float, generator: torch.Generator | None
-) -> torch.Tensor:
-    with torch.no_grad():
-        values = torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype) * 2 - 1
-        tensor.copy_(values * bound)
-    return tensor
-
-
-class Linear(nn.Module):
-    """Fully connected layer with Xavier-uniform weights from an explicit generator.
-
-    Examples
-    --------
-    >>> layer = Linear(3, 2, generator=torch.Generator().manual_seed(0))
-    >>> layer(torch.ones(5, 3)).shape
-    torch.Size([5, 2])
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        bias: bool = True,
-        init_weight: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        _uniform_(self.weight, init_weight * math.sqrt(6 / (in_features + out_features)), generator)
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the layer."""
-        return F.linear(x, self.weight, self.bias)
-
-
-class Conv2d(nn.Module):
-    """2-D convolution with 'same' padding of a chosen mode and generator-drawn Xavier weights.
-
-    Examples
-    --------
-    >>> conv = Conv2d(2, 4, 3, padding_mode="circular", generator=torch.Generator().manual_seed(0))
-    >>> conv(torch.ones(1, 2, 8, 8)).shape
-    torch.Size([1, 4, 8, 8])
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel: int,
-        *,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        init_weight: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
-        if kernel % 2 != 1:
-            raise ValueError(f"kernel must be odd for 'same' padding, got {kernel}")
-        self.padding_mode = padding_mode
-        self.pad = kernel // 2
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel, kernel))
-        fan_in, fan_out = in_channels * kernel**2, out_channels * kernel**2
-        _uniform_(self.weight, init_weight * math.sqrt(6 / (fan_in + fan_out)), generator)
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the convolution (spatial size kept)."""
-        if self.pad == 0:
-            return F.conv2d(x, self.weight, self.bias)
-        if self.padding_mode == "zeros":
-            return F.conv2d(x, self.weight, self.bias, padding=self.pad)
-        x = F.pad(x, (self.pad,) * 4, mode=self.padding_mode)
-        return F.conv2d(x, self.weight, self.bias)
-
-
-def group_norm(channels: int, eps: float = 1e-6) -> nn.GroupNorm:
-    """GroupNorm with ``min(32, channels // 4)`` groups (at least one group).
-
-    Examples
-    --------
-    >>> group_norm(32).num_groups
-    8
-    """
-    groups = max(1, min(32, channels // 4))
-    while channels % groups:
-        groups -= 1
-    return nn.GroupNorm(groups, channels, eps=eps)
-
-
-class UNetBlock(nn.Module):
-    """Residual block with noise-embedding modulation, optional resampling and self-attention.
-
-    Examples
-    --------
-    >>> g = torch.Generator().manual_seed(0)
-    >>> block = UNetBlock(8, 16, 32, down=True, attention=True, generator=g)
-    >>> block(torch.randn(2, 8, 8, 8, generator=g), torch.zeros(2, 32)).shape
-    torch.Size([2, 16, 4, 4])
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        emb_channels: int,
-        *,
-        up: bool = False,
-        down: bool = False,
-        attention: bool = False,
-        num_heads: int = 1,
-        padding_mode: str = "zeros",
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        if up and down:
-            raise ValueError("a block resamples up or down, not both")
-        self.up, self.down = up, down
-        self.num_heads = num_heads
-        self.norm0 = group_norm(in_channels)
-        self.conv0 = Conv2d(
-            in_channels, out_channels, 3, padding_mode=padding_mode, generator=generator
-        )
-        self.affine = (
-            Linear(emb_channels, 2 * out_channels, generator=generator) if emb_channels else None
-        )
-        self.norm1 = group_norm(out_channels)
-        self.conv1 = Conv2d(
-            out_channels,
-            out_channels,
-            3,
-            padding_mode=padding_mode,
-            init_weight=1e-5,
-            generator=generator,
-        )
-        self.skip = (
-            Conv2d(in_channels, out_channels, 1, generator=generator)
-            if in_channels != out_channels
-            else None
-        )
-        if attention:
-            if out_channels % num_heads:
-                raise ValueError(
-                    f"out_channels={out_channels} is not divisible by num_heads={num_heads}"
-                )
-            self.norm2 = group_norm(out_channels)
-            self.qkv = Conv2d(out_channels, 3 * out_channels, 1, generator=generator)
-            self.proj = Conv2d(out_channels, out_channels, 1, init_weight=1e-5, generator=generator)
-        else:
-            self.norm2 = self.qkv = self.proj = None
-
-    def _resample(self, x: torch.Tensor) -> torch.Tensor:
-        if self.down:
-            return F.avg_pool2d(x, 2)
-        if self.up:
-            return F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return x
-
-    def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
-        """Apply the block to ``x[B, Cin, H, W]`` with embedding ``emb[B, E]`` (or ``None``)."""
-        orig = x
-        h = self.conv0(self._resample(F.silu(self.norm0(x))))
-        h = self.norm1(h)
-        if self.affine is not None and emb is not None:
-            scale, shift = self.affine(emb).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
-            h = torch.addcmul(shift, h, scale + 1)
-        h = self.conv1(F.silu(h))
-        skip = self._resample(orig)
-        if self.skip is not None:
-            skip = self.skip(skip)
-        x = (h + skip) * math.sqrt(0.5)
-        if self.qkv is not None:
-            b, c, hh, ww = x.shape
-            heads = self.num_heads
-            qkv = self.qkv(self.norm2(x)).reshape(b, 3, heads, c // heads, hh * ww)
-            q, k, v = (qkv[:, i].transpose(-1, -2) for i in range(3))
-            a = F.scaled_dot_product_attention(q, k, v)  # [b, heads, hw, c/heads]
-            a = a.transpose(-1, -2).reshape(b, c, hh, ww)
-            x = (x + self.proj(a)) * math.sqrt(0.5)
-        return x
 
 
 class UNet(nn.Module):
