@@ -1,14 +1,23 @@
 """The ``.sfm`` accessor on :class:`xarray.DataArray` and :class:`xarray.Dataset`.
 
-Thin by design: nothing is validated here; each method is one call into :mod:`xsfm.downscaling` (downscaling) or
-:mod:`xsfm.assimilation` (assimilation and forecasts), which are plain functions tested directly.
+Thin by design: nothing is validated here; each method lists its parameters (so ``help()``,
+Jupyter's Shift-Tab and sphinx show them) and is one call into a face: :func:`xsfm.downscaling.downscale`,
+:func:`xsfm.assimilation.assimilate` or :func:`xsfm.assimilation.forecast`, plain functions tested
+directly.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
+
+if TYPE_CHECKING:
+    import torch
+
+    from xsfm.models.base import Model
+    from xsfm.observations import Observation
 
 __all__ = ["SFMAccessor"]
 
@@ -19,8 +28,21 @@ class SFMAccessor:
     def __init__(self, obj: xr.DataArray | xr.Dataset) -> None:
         self._obj = obj
 
-    def downscale(self, model: Any = None, members: int = 16, **kwargs: Any) -> xr.Dataset:
-        """Downscale to the model's fine grid; see :func:`xsfm.downscaling.downscale`.
+    def downscale(
+        self,
+        model: str | Model | None = None,
+        members: int = 16,
+        steps: int | None = None,
+        seed: int = 0,
+        device: str | None = None,
+        batch_size: int | None = None,
+        *,
+        variables: Mapping[str, str] | None = None,
+        regrid: str | None = None,
+        solver: str | None = None,
+        **sample_kwargs: Any,
+    ) -> xr.Dataset:
+        """Downscale to the model's fine grid as an ensemble; see :func:`xsfm.downscaling.downscale`.
 
         Examples
         --------
@@ -32,23 +54,116 @@ class SFMAccessor:
         """
         from xsfm.downscaling import downscale
 
-        return downscale(self._obj, model=model, members=members, **kwargs)
+        return downscale(
+            self._obj,
+            model=model,
+            members=members,
+            steps=steps,
+            seed=seed,
+            device=device,
+            batch_size=batch_size,
+            variables=variables,
+            regrid=regrid,
+            solver=solver,
+            **sample_kwargs,
+        )
 
     def assimilate(
-        self, obs: Any, model: Any = None, members: int = 8, **kwargs: Any
+        self,
+        obs: xr.DataArray | xr.Dataset,
+        model: str | Model | None = None,
+        members: int | None = None,
+        operator: Observation
+        | dict[str, Any]
+        | Callable[[torch.Tensor], torch.Tensor]
+        | None = None,
+        noise_std: float | None = None,
+        steps: int | None = None,
+        guidance: dict[str, Any] | None = None,
+        seed: int = 0,
+        *,
+        method: str = "flowdas",
+        transition: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        particles: int | None = None,
+        state_dims: Sequence[Hashable] | None = None,
+        time_dim: str = "time",
+        time_step: Any = None,
+        member_dim: str = "member",
+        resample_members: bool | str = False,
+        device: str | None = None,
+        **guidance_options: Any,
     ) -> xr.Dataset:
-        """Assimilate observations from this initial state; see :func:`xsfm.assimilation.assimilate`."""
+        """Assimilate ``obs`` forward from this state (or initial ensemble); see :func:`xsfm.assimilation.assimilate`.
+
+        Examples
+        --------
+        >>> import xsfm
+        >>> ds = xsfm.datasets.lorenz63(trajectories=2, steps=2, burn_in=64)
+        >>> ana = ds.state.isel(time=[0]).sfm.assimilate(ds.obs, members=2, steps=20)
+        >>> ana["state"].sizes["member"], ana["time"].values.tolist()
+        (2, [1, 2])
+        """
         from xsfm.assimilation import assimilate
 
-        return assimilate(self._obj, obs, model=model, members=members, **kwargs)
+        return assimilate(
+            self._obj,
+            obs,
+            model=model,
+            members=members,
+            operator=operator,
+            noise_std=noise_std,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            method=method,
+            transition=transition,
+            particles=particles,
+            state_dims=state_dims,
+            time_dim=time_dim,
+            time_step=time_step,
+            member_dim=member_dim,
+            resample_members=resample_members,
+            device=device,
+            **guidance_options,
+        )
 
     def forecast(
-        self, model: Any = None, lead: int = 15, members: int = 8, **kwargs: Any
+        self,
+        model: str | Model | None = None,
+        lead: int = 15,
+        members: int | None = None,
+        seed: int = 0,
+        *,
+        steps: int | None = None,
+        time_dim: str = "time",
+        time_step: Any = None,
+        member_dim: str = "member",
+        device: str | None = None,
     ) -> xr.Dataset:
-        """Unguided probabilistic rollout; see :func:`xsfm.assimilation.forecast`."""
+        """Unguided probabilistic rollout from this state; see :func:`xsfm.assimilation.forecast`.
+
+        Examples
+        --------
+        >>> import xsfm
+        >>> ds = xsfm.datasets.lorenz63(trajectories=2, steps=2, burn_in=64)
+        >>> fc = ds.state.isel(time=[0]).sfm.forecast(lead=3, members=2, steps=20)
+        >>> fc["time"].values.tolist()
+        [1, 2, 3]
+        """
         from xsfm.assimilation import forecast
 
-        return forecast(self._obj, model=model, lead=lead, members=members, **kwargs)
+        return forecast(
+            self._obj,
+            model=model,
+            lead=lead,
+            members=members,
+            seed=seed,
+            steps=steps,
+            time_dim=time_dim,
+            time_step=time_step,
+            member_dim=member_dim,
+            device=device,
+        )
 
 
 xr.register_dataarray_accessor("sfm")(SFMAccessor)

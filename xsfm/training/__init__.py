@@ -1,28 +1,37 @@
 """Training: ``fit_downscaler`` (SFM and baselines) and ``fit_assimilator`` (FlowDAS) on xarray data.
 
+Both names resolve to the real functions (with their signatures) on first access, so
+``import xsfm.training`` stays light.
+
 Examples
 --------
->>> import xsfm
->>> callable(xsfm.training.fit_downscaler)
+>>> import inspect, xsfm
+>>> "state_dims" in inspect.signature(xsfm.training.fit_assimilator).parameters
 True
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xsfm.training.assimilator import fit_assimilator
+    from xsfm.training.fit import fit_downscaler
 
 __all__ = ["fit_assimilator", "fit_downscaler"]
 
-
-def fit_downscaler(*args: Any, **kwargs: Any) -> Any:
-    """Train a downscaling model on coarse/fine xarray pairs; see :func:`xsfm.training.fit.fit_downscaler`."""
-    from xsfm.training.fit import fit_downscaler as _fit
-
-    return _fit(*args, **kwargs)
+_LAZY = {
+    "fit_assimilator": "xsfm.training.assimilator",
+    "fit_downscaler": "xsfm.training.fit",
+}
 
 
-def fit_assimilator(*args: Any, **kwargs: Any) -> Any:
-    """Train a FlowDAS model on trajectories; see :func:`xsfm.training.fit.fit_assimilator`."""
-    from xsfm.training.fit import fit_assimilator as _fit
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'xsfm.training' has no attribute {name!r}")
 
-    return _fit(*args, **kwargs)
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -258,10 +258,3 @@ def fit_downscaler(
         training=info,
     )
     return Model(card, network=result.module)
-
-
-def fit_assimilator(*args: Any, **kwargs: Any) -> Model:
-    """Train a FlowDAS model on state trajectories (see :mod:`xsfm.training.assimilation`)."""
-    from xsfm.assimilation.fit import fit_assimilator as _fit
-
-    return _fit(*args, **kwargs)

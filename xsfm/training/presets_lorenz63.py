@@ -81,7 +81,7 @@ def lorenz63_card(
         network=network_config,
         inputs=[dict(STATE_SPEC)],
         outputs=[dict(STATE_SPEC)],
-        grids={"state_dims": ["component"], "component": ["x", "y", "z"]},
+        grids={"state_dims": ["component"], "component": ["x", "y", "z"], "time_step": 1},
         normalisation={"mean": list(LORENZ63_MEAN), "std": list(LORENZ63_STD)},
         sampler=dict(network_config.get("sampler", {})),
         training=training,
