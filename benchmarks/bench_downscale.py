@@ -8,8 +8,8 @@ the per-call and the per-sample costs both show. 16 members, 64x64 output.
 
 ``interpolation``'s network is a bilinear upsampling, about as cheap as a network can be, so
 :class:`XarrayLayerOverhead` measures the fixed cost of the xarray layer (finding variables, units,
-grid checks in :func:`xsfm.downscaling.prepare_inputs`; labelling the result in
-:func:`xsfm.downscaling.assemble_output`) against the tensor work; for learned models the same layer cost is
+grid checks in :func:`xsfm.xr.prepare.prepare_inputs`; labelling the result in
+:func:`xsfm.xr.label.assemble_output`) against the tensor work; for learned models the same layer cost is
 a much smaller share (the design target is under 10 % of sampling time).
 """
 
@@ -71,7 +71,7 @@ class XarrayLayerOverhead:
     def setup(self, samples: int) -> None:
         single_thread()
         import xsfm
-        from xsfm.downscaling import prepare_inputs
+        from xsfm.xr.prepare import prepare_inputs
 
         self.model = xsfm.load_model(MODEL)
         self.coarse = example_input(samples)
@@ -99,7 +99,8 @@ class XarrayLayerOverhead:
             return from_torch(y.float(), like=self.array)
 
     def _xarray_layer(self) -> xr.Dataset:
-        from xsfm.downscaling import assemble_output, prepare_inputs
+        from xsfm.xr.label import assemble_output
+        from xsfm.xr.prepare import prepare_inputs
 
         prepared = prepare_inputs(self.coarse, self.model)
         return assemble_output(self.raw, self.model, prepared, self.coarse, "benchmark")

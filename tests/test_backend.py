@@ -212,7 +212,9 @@ def test_import_xsfm_does_not_import_torch():
 
 def test_xarray_layer_modules_do_not_import_torch_cupy_or_hypothesis():
     code = (
-        "import sys, xsfm.xr.cf, xsfm.xr.units, xsfm.testing, xsfm.errors\n"
+        "import sys, xsfm.xr.grid, xsfm.xr.gridspec, xsfm.xr.variables, xsfm.xr.units\n"
+        "import xsfm.xr.standardise, xsfm.xr.regrid, xsfm.xr.prepare, xsfm.xr.label\n"
+        "import xsfm.xr.params, xsfm.testing, xsfm.errors\n"
         "heavy = {'torch', 'cupy', 'hypothesis', 'cf_xarray.units'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

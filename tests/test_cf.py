@@ -16,17 +16,13 @@ from xsfm.errors import (
     MissingVariableError,
 )
 from xsfm.testing import assert_unchanged, cf_dataarrays, cf_datasets, unchanged
-from xsfm.xr.cf import (
-    find_spatial_grid,
-    grid_spec_coords,
-    longitude_convention,
-    match_grid,
-    normalise_grid_spec,
-    prepare_inputs,
-    select_inputs,
-    standardise_grid,
-)
-from xsfm.xr.units import G0, convert, convert_all
+from xsfm.xr.grid import find_spatial_grid
+from xsfm.xr.gridspec import grid_spec_coords, longitude_convention, normalise_grid_spec
+from xsfm.xr.prepare import convert_all, prepare_fields
+from xsfm.xr.regrid import match_grid
+from xsfm.xr.standardise import standardise_grid
+from xsfm.xr.units import G0, convert
+from xsfm.xr.variables import select_inputs
 
 
 def has_all(message: str, *pieces: str) -> None:
@@ -616,14 +612,14 @@ def test_transposed_input_gives_same_answer():
 
 
 # ---------------------------------------------------------------------------------------------
-# prepare_inputs: the whole sequence
+# prepare_fields: the whole sequence
 # ---------------------------------------------------------------------------------------------
 
 
 def test_prepare_era5_cfgrib_for_cwa():
     ds = fm.era5_cfgrib()
     with unchanged(ds):
-        prepared = prepare_inputs(ds, fm.CWA_INPUTS, fm.CWA_COARSE_GRID)
+        prepared = prepare_fields(ds, fm.CWA_INPUTS, fm.CWA_COARSE_GRID)
     assert set(prepared.arrays) == {s["name"] for s in fm.CWA_INPUTS}
     for key, da in prepared.arrays.items():
         assert da.dims == ("time", "lat", "lon"), key
@@ -639,9 +635,9 @@ def test_prepare_era5_cfgrib_for_cwa():
 
 def test_prepare_dask_stays_lazy_and_equals_eager():
     ds = fm.era5_cfgrib()
-    eager = prepare_inputs(ds, fm.CWA_INPUTS, fm.CWA_COARSE_GRID)
+    eager = prepare_fields(ds, fm.CWA_INPUTS, fm.CWA_COARSE_GRID)
     with dask.config.set(scheduler=_raise_on_compute):
-        lazy = prepare_inputs(ds.chunk({"time": 1}), fm.CWA_INPUTS, fm.CWA_COARSE_GRID)
+        lazy = prepare_fields(ds.chunk({"time": 1}), fm.CWA_INPUTS, fm.CWA_COARSE_GRID)
     for key in eager.arrays:
         assert isinstance(lazy.arrays[key].data, dask.array.Array)
         xr.testing.assert_identical(lazy.arrays[key].compute(), eager.arrays[key])
@@ -651,12 +647,12 @@ def test_prepare_invariant_to_units_renames_and_transposes():
     ds = fm.cmip()
     specs = [spec("t500", "air_temperature", "K", level=500), spec("t2m", "air_temperature", "K")]
     grid = latlon_grid(-27.5, 4, -15.0, 5, 2.5)
-    base = prepare_inputs(ds, specs, grid).arrays
+    base = prepare_fields(ds, specs, grid).arrays
     other = ds.rename({"ta": "temp", "tas": "tsurf"})
     other["tsurf"] = convert(other["tsurf"], "degC")
     other = other.transpose("lon", "lat", "plev", "time", ...)
     other = other.assign_coords(lon=other.lon % 360.0).sortby("lon")  # 0..360 convention
-    got = prepare_inputs(other, specs, grid).arrays
+    got = prepare_fields(other, specs, grid).arrays
     for key in base:
         assert got[key].dims == base[key].dims
         np.testing.assert_allclose(got[key].values, base[key].values, rtol=1e-6)
@@ -668,7 +664,7 @@ def test_prepare_reports_all_value_problems_across_variables():
     ds["tas"] = ds["tas"].astype(bool)
     specs = [spec("t500", "air_temperature", "K", level=500), spec("t2m", "air_temperature", "K")]
     with pytest.raises(InputErrors) as info:
-        prepare_inputs(ds, specs, latlon_grid(-27.5, 4, -15.0, 5, 2.5))
+        prepare_fields(ds, specs, latlon_grid(-27.5, 4, -15.0, 5, 2.5))
     text = str(info.value)
     has_all(text, "'t500'", "NaN", "'t2m'", "boolean")
 
@@ -702,7 +698,7 @@ def test_prepare_follows_the_card_for_arbitrary_datasets(ds):
             "units": ds[cname].attrs["units"],
         }
     with unchanged(ds):
-        prepared = prepare_inputs(ds, specs, axes)
+        prepared = prepare_fields(ds, specs, axes)
     for s, name in zip(specs, ds.data_vars, strict=True):
         out = prepared.arrays[s["name"]]
         passthrough = [d for d in ds[name].dims if d not in grid.dims]

@@ -17,7 +17,7 @@ from xsfm.testing import (
     cf_datasets,
     unchanged,
 )
-from xsfm.xr.cf import find_spatial_grid
+from xsfm.xr.grid import find_spatial_grid
 
 
 @given(cf_dataarrays(transpose=True, extra_dims=("time", "level", "case")))

@@ -15,7 +15,8 @@ from hypothesis import given
 
 from xsfm.errors import InputErrors, UnitsError
 from xsfm.testing import assert_units_equal, cf_dataarrays, unchanged
-from xsfm.xr.units import G0, convert, convert_all, is_compatible, parse_units, registry, units_of
+from xsfm.xr.prepare import convert_all
+from xsfm.xr.units import G0, convert, is_compatible, parse_units, registry, units_of
 
 
 def _raise_on_compute(*args, **kwargs):

@@ -1,209 +1,44 @@
 """Downscaling for xarray objects: CF-annotated input in, labelled ensemble with units out.
 
-The steps of :func:`downscale` are plain functions, each tested on its own:
+:func:`downscale` is prepare -> run -> label, each step a plain function tested on its own:
 
-1. :func:`prepare_inputs` finds the card's variables (:mod:`xsfm.xr.cf`), converts units
-   (:mod:`xsfm.xr.units`) and puts them on the card's coarse grid (cut to the domain, or regridded on
-   request), reporting every problem at once;
-2. the fields are stacked into one ``channel`` dim and sent through the network chunk by chunk
-   (:mod:`xsfm.xr.chunks`, :mod:`xsfm.backend`); each sample's random streams derive from the seed and its
-   global position, so results do not depend on chunking or ``batch_size``;
-3. :func:`assemble_output` labels the result: ``member`` dim, the fine grid's coordinates with CF attrs,
-   every variable with the card's ``units``/``standard_name``/``long_name``, provenance in ``source`` and
-   ``history``, and every non-spatial dim and coordinate of the input passed through.
+1. :func:`xsfm.xr.prepare.prepare_inputs` finds the card's variables (:mod:`xsfm.xr.variables`),
+   converts units (:mod:`xsfm.xr.units`) and puts them on the card's coarse grid (cut to the domain, or
+   regridded on request, :mod:`xsfm.xr.regrid`), reporting every problem at once, and stacks the fields
+   into one ``channel`` dim;
+2. the rows are sent through the network chunk by chunk (:mod:`xsfm.xr.chunks`, :mod:`xsfm.backend`);
+   each sample's random streams derive from the seed and its global position, so results do not depend
+   on chunking or ``batch_size``;
+3. :func:`xsfm.xr.label.assemble_output` labels the result: ``member`` dim, the fine grid's coordinates
+   with CF attrs, every variable with the card's ``units``/``standard_name``/``long_name``, provenance in
+   ``source`` and ``history``, and every non-spatial dim and coordinate of the input passed through.
+
+``MEMBER_ATTRS``, ``check_members`` and ``extend_history`` are importable from here as before; they live
+in :mod:`xsfm.xr.label` and :mod:`xsfm.xr.params`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from xsfm.errors import InputError
 from xsfm.models.base import Model, load_model
-from xsfm.xr.grids import refine_coord
-
-if TYPE_CHECKING:
-    from xsfm.xr.cf import SpatialGrid
+from xsfm.xr.label import MEMBER_ATTRS, assemble_output, extend_history
+from xsfm.xr.params import check_members
+from xsfm.xr.prepare import as_dataset, fine_axes, prepare_inputs
 
 __all__ = [
     "DEFAULT_DOWNSCALING_MODEL",
-    "assemble_output",
+    "MEMBER_ATTRS",
     "check_members",
     "downscale",
     "extend_history",
-    "prepare_inputs",
 ]
 
 DEFAULT_DOWNSCALING_MODEL = "kolmogorov-sfm"
-
-_ATTRS = ("standard_name", "units", "long_name")
-
-MEMBER_ATTRS = {"standard_name": "realization", "long_name": "ensemble member", "units": "1"}
-
-
-@dataclasses.dataclass
-class PreparedInputs:
-    """Inputs ready for the network: one DataArray ``(*sample_dims, channel, y, x)`` and its context."""
-
-    data: xr.DataArray
-    grid: SpatialGrid
-    sample_dims: list[str]
-    notes: list[str]
-    output_specs: list[dict[str, Any]]
-
-
-def check_members(members: Any) -> int:
-    """Validate the ensemble size."""
-    if isinstance(members, bool) or not isinstance(members, (int, np.integer)):
-        raise TypeError(
-            f"members must be an integer >= 1, got {members!r} ({type(members).__name__})"
-        )
-    if members < 1:
-        raise ValueError(f"members must be >= 1 (the ensemble size), got {members}")
-    return int(members)
-
-
-def _as_dataset(obj: xr.DataArray | xr.Dataset, model: Model) -> xr.Dataset:
-    if isinstance(obj, xr.Dataset):
-        return obj
-    if not isinstance(obj, xr.DataArray):
-        raise TypeError(f"expected an xarray DataArray or Dataset, got {type(obj).__name__}")
-    inputs = model.card.inputs
-    if obj.name is not None:
-        return obj.to_dataset()
-    if len(inputs) == 1:
-        return obj.to_dataset(name=inputs[0]["name"])
-    if not inputs:
-        return obj.to_dataset(name="field")
-    raise InputError(
-        f"model {model.name!r} takes {len(inputs)} variables ({', '.join(model.card.input_names)}) "
-        "but got one unnamed DataArray; pass a Dataset holding them all"
-    )
-
-
-def prepare_inputs(
-    ds: xr.Dataset,
-    model: Model,
-    *,
-    variables: Mapping[str, str] | None = None,
-    regrid: str | None = None,
-) -> PreparedInputs:
-    """Select, convert and grid-check the model's inputs; stack them into a ``channel`` dim.
-
-    Never modifies ``ds``. All missing variables and all unit problems are reported together
-    (see :func:`xsfm.xr.cf.prepare_inputs`). Grid-agnostic models (``any_variables`` cards, such as
-    ``interpolation``) take every variable on the dataset's spatial grid, units unchanged.
-    """
-    from xsfm.xr import cf
-
-    card = model.card
-    if card.extra.get("any_variables"):
-        grid = cf.find_spatial_grid(ds)
-        names = [
-            name for name, da in ds.data_vars.items() if {grid.y_dim, grid.x_dim} <= set(da.dims)
-        ]
-        if not names:
-            raise InputError(
-                f"no data variable of the input lies on its spatial grid {grid.dims}; "
-                f"model {card.name!r} needs at least one (y, x) field"
-            )
-        fields = {str(n): cf.standardise_grid(ds[n], name=n) for n in names}
-        notes: list[str] = []
-        output_specs = [
-            {"name": name, **{k: da.attrs[k] for k in _ATTRS if k in da.attrs}}
-            for name, da in fields.items()
-        ]
-    else:
-        prepared = cf.prepare_inputs(
-            ds, card.inputs, card.grids["coarse"], variables=variables, regrid=regrid
-        )
-        fields, notes = prepared.arrays, prepared.notes
-        output_specs = list(card.outputs)
-    grid = cf.find_spatial_grid(next(iter(fields.values())))
-    names = list(fields)
-    arrays = xr.broadcast(*[fields[n].drop_attrs(deep=False) for n in names])
-    data = xr.concat(arrays, dim="channel", coords="minimal", compat="override", join="exact")
-    data = data.assign_coords(channel=names)
-    sample_dims = [d for d in data.dims if d not in ("channel", grid.y_dim, grid.x_dim)]
-    data = data.transpose(*sample_dims, "channel", grid.y_dim, grid.x_dim)
-    return PreparedInputs(data, grid, [str(d) for d in sample_dims], notes, output_specs)
-
-
-def _fine_axes(
-    model: Model, prepared: PreparedInputs
-) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
-    """Coordinates of the fine grid: from the card, or refined from the input's grid."""
-    from xsfm.xr.cf import grid_spec_coords
-
-    fine = model.card.grids.get("fine", {})
-    grid = prepared.grid
-    if fine.get("rule") == "factor":
-        factor = int(model.card.network.get("factor", fine.get("factor", 4)))
-        return {
-            str(dim): refine_coord(prepared.data.coords.get(dim), prepared.data.sizes[dim], factor)
-            for dim in (grid.y_dim, grid.x_dim)
-        }
-    return {name: (c.values, dict(c.attrs)) for name, c in grid_spec_coords(fine).items()}
-
-
-def assemble_output(
-    result: xr.DataArray,
-    model: Model,
-    prepared: PreparedInputs,
-    source: xr.Dataset,
-    call: str,
-) -> xr.Dataset:
-    """Label the raw ``(*sample_dims, member, out_channel, fy, fx)`` result as a CF Dataset."""
-    import xsfm
-
-    axes = _fine_axes(model, prepared)
-    (fy, (yv, ya)), (fx, (xv, xa)) = axes.items()
-    result = result.rename({"_fy": fy, "_fx": fx})
-    result = result.assign_coords(
-        {
-            fy: xr.Variable(fy, yv, ya),
-            fx: xr.Variable(fx, xv, xa),
-            "member": xr.Variable("member", np.arange(result.sizes["member"]), MEMBER_ATTRS),
-        }
-    )
-    order = ["member", *prepared.sample_dims, fy, fx]
-    data_vars = {}
-    for k, spec in enumerate(prepared.output_specs):
-        da = result.isel(_out=k, drop=True).transpose(*order)
-        attrs = {key: spec[key] for key in ("standard_name", "long_name", "units") if key in spec}
-        data_vars[spec["name"]] = da.assign_attrs(attrs)
-    out = xr.Dataset(data_vars)
-    passthrough = {
-        name: coord
-        for name, coord in prepared.data.coords.items()
-        if name != "channel" and not set(coord.dims) & {prepared.grid.y_dim, prepared.grid.x_dim}
-    }
-    out = out.assign_coords(passthrough)
-    card = model.card
-    attrs = dict(source.attrs)
-    attrs["source"] = f"xsfm {xsfm.__version__}, model {card.name} v{card.version} ({card.method})"
-    attrs["history"] = extend_history(attrs.get("history"), call, prepared.notes)
-    return out.assign_attrs(attrs)
-
-
-def extend_history(previous: str | None, call: str, notes: list[str]) -> str:
-    """The ``history`` attribute: the input's, then a time-stamped line for the call and each note.
-
-    Examples
-    --------
-    >>> len(extend_history("made by hand", "downscale(...)", ["cut to the domain"]).splitlines())
-    3
-    """
-    import xsfm
-
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    entries = [f"{stamp} xsfm {xsfm.__version__}: {call}"] + [f"{stamp} xsfm: {n}" for n in notes]
-    return "\n".join(([previous] if previous else []) + entries)
 
 
 def _resolve_device(device: str | None, data: xr.DataArray) -> str:
@@ -318,12 +153,11 @@ def downscale(
     members = check_members(members)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {seed!r}")
-    ds = _as_dataset(obj, m)
+    ds = as_dataset(obj, m)
     prepared = prepare_inputs(ds, m, variables=variables, regrid=regrid)
     data = prepared.data
     grid = prepared.grid
-    fine_axes = _fine_axes(m, prepared)
-    fine_shape = tuple(len(v) for v, _ in fine_axes.values())
+    fine_shape = tuple(len(v) for v, _ in fine_axes(m, prepared).values())
     dev = _resolve_device(device, data)
     from xsfm.xr.chunks import map_samples
 

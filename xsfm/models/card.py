@@ -3,7 +3,7 @@
 A card travels with the weights (``card.json`` beside ``weights.safetensors`` and a copy in the safetensors
 metadata under ``xsfm_card``). Variables are declared the cf-xarray way, as data: a list of
 ``{name, standard_name, units, long_name}`` dicts (plus optional ``level``/``level_units`` for a pressure
-level, ``aliases`` for GRIB short names), resolved against a dataset by :mod:`xsfm.xr.cf`.
+level, ``aliases`` for GRIB short names), resolved against a dataset by :mod:`xsfm.xr.variables`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ModelCard:
         Declared variables, ``[{name, standard_name, units, long_name}, ...]``. An empty ``inputs`` list
         with ``any_variables=True`` in ``extra`` means the model takes any variable (interpolation).
     grids
-        ``{"coarse": grid spec, "fine": grid spec}`` (see :mod:`xsfm.xr.cf`) or a rule such as
+        ``{"coarse": grid spec, "fine": grid spec}`` (see :mod:`xsfm.xr.gridspec`) or a rule such as
         ``{"rule": "factor", "factor": 4}``.
     normalisation
         Statistics used by the network (informative copy; the network holds them as buffers).

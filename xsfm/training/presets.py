@@ -253,8 +253,8 @@ def train_cwa(
     """Train the ``cwa-2km`` setting from a CWA-layout store (see the module docstring)."""
     import xsfm
     from xsfm.training.fit import fit_downscaler
-    from xsfm.xr.cf import select_inputs
-    from xsfm.xr.units import convert_all
+    from xsfm.xr.prepare import convert_all
+    from xsfm.xr.variables import select_inputs
 
     if data is None:
         raise ValueError(

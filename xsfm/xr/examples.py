@@ -60,7 +60,7 @@ def load_example_arrays(model: Model) -> tuple[dict[str, np.ndarray], dict[str, 
 def _fields_dataset(
     array: np.ndarray, specs: list[dict[str, Any]], grid: dict[str, Any], meta: dict[str, Any]
 ) -> xr.Dataset:
-    from xsfm.xr.cf import grid_spec_coords
+    from xsfm.xr.gridspec import grid_spec_coords
 
     coords = grid_spec_coords(grid)
     ydim, xdim = coords
@@ -80,7 +80,7 @@ def _fields_dataset(
 
 def example_input(model: Model) -> xr.Dataset:
     """A small valid input Dataset for ``model`` (see module docstring)."""
-    from xsfm.xr.cf import grid_spec_coords
+    from xsfm.xr.gridspec import grid_spec_coords
 
     card = model.card
     loaded = load_example_arrays(model)

@@ -15,6 +15,9 @@ Unit strings as real files write them are accepted: UDUNITS powers (``m2 s-2``),
 metre), ``%``/``percent``, ``(0 - 1)`` and ``1`` (dimensionless), and a few more spellings (see
 :func:`parse_units`).
 
+:func:`convert` converts one variable; :func:`xsfm.xr.prepare.convert_all` converts a model's inputs at
+once, reporting every problem together.
+
 Geopotential height and geopotential differ by the standard gravity ``g0 = 9.80665 m s-2`` (WMO). A
 height (``m``/``gpm``) is turned into a geopotential (``m2 s-2``), or back, only when the standard
 names say so: the variable's ``standard_name`` is ``geopotential_height`` and the target's is
@@ -36,13 +39,12 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
-from xsfm.errors import UnitsError, raise_all
+from xsfm.errors import UnitsError
 
 if TYPE_CHECKING:
     import pint
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
 __all__ = [
     "G0",
     "convert",
-    "convert_all",
     "is_compatible",
     "parse_units",
     "registry",
@@ -369,78 +370,3 @@ def convert(
 
 def _is_plain(magnitude: Any) -> bool:
     return isinstance(magnitude, (np.ndarray, np.generic, float, int))
-
-
-def convert_all(
-    arrays: Mapping[str, xr.DataArray],
-    units: Mapping[str, str] | Sequence[Mapping[str, Any]],
-    *,
-    standard_names: Mapping[str, str] | None = None,
-) -> dict[str, xr.DataArray]:
-    """Convert several variables at once, reporting every unit problem together.
-
-    Parameters
-    ----------
-    arrays
-        ``{card_name: DataArray}``, e.g. the result of :func:`xsfm.xr.cf.select_inputs`.
-    units
-        Target units: ``{card_name: units}`` or the card's input specs (a sequence of dicts with
-        ``name``, ``units`` and optionally ``standard_name``, which then fills ``standard_names``).
-    standard_names
-        Target standard names ``{card_name: standard_name}`` (see :func:`convert`; only used for
-        geopotential height <-> geopotential).
-
-    Returns
-    -------
-    dict
-        ``{card_name: converted DataArray}``; variables of ``arrays`` without target units are
-        passed through untouched.
-
-    Raises
-    ------
-    UnitsError
-        One problem.
-    xsfm.errors.InputErrors
-        Several problems (an ExceptionGroup that is also a ValueError), one :class:`UnitsError`
-        per variable, each naming the variable, its units, the target and the fix.
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> arrays = {"t": xr.DataArray([0.0], dims="x", attrs={"units": "degC"}),
-    ...           "u": xr.DataArray([1.0], dims="x", attrs={"units": "m/s"})}
-    >>> out = convert_all(arrays, {"t": "K", "u": "m s-1"})
-    >>> float(out["t"][0]), out["u"].attrs["units"]
-    (273.15, 'm s-1')
-    >>> try:
-    ...     convert_all({"t": xr.DataArray([0.0], dims="x"),
-    ...                  "u": xr.DataArray([0.0], dims="x", attrs={"units": "K"})},
-    ...                 {"t": "K", "u": "m s-1"})
-    ... except ValueError as err:
-    ...     print(str(err).splitlines()[0])
-    2 problems with units of the inputs:
-    """
-    if isinstance(units, Mapping):
-        targets = dict(units)
-        sns = dict(standard_names or {})
-    else:
-        targets = {spec["name"]: spec["units"] for spec in units}
-        sns = {spec["name"]: spec.get("standard_name") for spec in units}
-        sns.update(standard_names or {})
-    out: dict[str, xr.DataArray] = {}
-    problems: list[Exception] = []
-    for key, da in arrays.items():
-        if key not in targets:
-            out[key] = da
-            continue
-        try:
-            out[key] = convert(da, targets[key], name=key, standard_name=sns.get(key))
-        except UnitsError as err:
-            problems.append(err)
-    missing = [key for key in targets if key not in arrays]
-    problems += [
-        UnitsError(f"no variable given for {key!r} (units {targets[key]!r}); select it first")
-        for key in missing
-    ]
-    raise_all(problems, "units of the inputs")
-    return out
