@@ -26,7 +26,7 @@ import torch
 
 import xsfm
 from xsfm.datasets.lorenz import LORENZ63_STD, lorenz63_operator, lorenz63_transition
-from xsfm.sampling.guidance import systematic_resample
+from xsfm.sampling.resampling import systematic_resample
 from xsfm.sampling.rng import stream_generators
 
 GAMMA = 0.25

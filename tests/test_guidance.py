@@ -20,13 +20,11 @@ import math
 import pytest
 import torch
 
-from xsfm.sampling.guidance import (
-    Guidance,
+from xsfm.sampling.guidance import Guidance, sample, time_grid
+from xsfm.sampling.resampling import (
     effective_sample_size,
-    sample,
     softmax_weights,
     systematic_resample,
-    time_grid,
     weights_with_resampling,
 )
 from xsfm.sampling.rng import stream_generators

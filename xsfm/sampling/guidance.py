@@ -40,49 +40,41 @@ evaluation per step; the released code evaluates the second drift at :math:`X_s`
 :math:`\varepsilon(2/3 - \sqrt s + s^{3/2}/3)` (see
 :func:`~xsfm.sampling.interpolants.endpoint_std`).
 
-Choice of :math:`\kappa` (default ``"exact"``), measured on a linear-Gaussian chain with its exact
-drift, guided by ``y = x_1 + N(0, 0.25^2)`` (J = 21, N = 500, softmax weights, 1000 streams, zeta
-scanned on a factor-sqrt(2) grid; the figure is the smallest 2-Wasserstein distance between the
-sampled law and the Kalman posterior over zeta):
-
-========================================  ==========  ==========  =======
-setting (c: transition std, y offset)     ``exact``   ``code``    jensen
-========================================  ==========  ==========  =======
-c = 0.5, y 1.0 sd from the prior mean     0.050       0.027       0.020
-c = 0.5, y 2.5 sd from the prior mean     0.061       0.099       0.099
-c = 1.0, y 1.5 sd from the prior mean     0.085       0.097       0.094
-========================================  ==========  ==========  =======
-
-The exact standard deviation is better where the observation is surprising (the case guidance is
-for) and it is the one derived from the SDE, so it is the default; ``"code"`` reproduces the
-released implementation. On Lorenz-63 with the shipped ``lorenz63-flowdas`` model (32 held-out
-trajectories x 50 steps, 2 members, N = 200, zeta from 2.5e-4 to 2e-3) the two choices gave the same
-RMSE and CRPS to within 1e-4: there the choice does not matter, zeta does (see the model card).
+The choice of :math:`\kappa` (default ``"exact"``) is discussed in
+:mod:`xsfm.sampling.guidance_options`.
 
 Weight collapse: when the effective sample size :math:`1/\sum_j w_j^2` of the softmax weights falls
 below ``ess_threshold * J`` the draws are resampled (systematic resampling with one uniform per step
-from the stream's generator) and weighted equally. ``estimator="dps"`` plugs in the conditional mean
-(:math:`\kappa = 0`, one draw) as diffusion posterior sampling does; with it, guidance is applied
-only for :math:`s \ge` ``dps_cutoff`` (the one-step mean is a poor estimate of the endpoint early
-on).
+from the stream's generator, see :mod:`xsfm.sampling.resampling`) and weighted equally.
+``estimator="dps"`` plugs in the conditional mean (:math:`\kappa = 0`, one draw) as diffusion
+posterior sampling does; with it, guidance is applied only for :math:`s \ge` ``dps_cutoff`` (the
+one-step mean is a poor estimate of the endpoint early on).
 
 Randomness
 ----------
 Each stream (one row of the batch: a trajectory and member) has its own generator. Its noise is
 drawn up front in blocks of steps whose size depends only on ``steps``, ``J`` and the state size, so
-a stream's result does not depend on which other streams share the batch.
+a stream's result does not depend on which other streams share the batch
+(:class:`~xsfm.sampling.stream_noise.StreamNoise`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from xsfm.sampling.interpolants import KappaKind, endpoint_std
+from xsfm.sampling.guidance_options import Guidance
+from xsfm.sampling.interpolants import endpoint_std
+from xsfm.sampling.resampling import (
+    effective_sample_size,
+    softmax_weights,
+    systematic_resample,
+    weights_with_resampling,
+)
+from xsfm.sampling.stream_noise import StreamNoise
 
 __all__ = [
     "Guidance",
@@ -97,106 +89,6 @@ __all__ = [
 DriftFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``drift(x [B, *state], s [B]) -> [B, *state]``."""
 
-_NOISE_BUDGET = 1 << 20  # normal draws per stream and block of steps
-
-
-@dataclasses.dataclass(frozen=True)
-class Guidance:
-    r"""Options of FlowDAS observation guidance.
-
-    Parameters
-    ----------
-    zeta
-        Step size :math:`\zeta` of the gradient correction (paper: 2e-4 for Lorenz-63, 1-2 for
-        Navier-Stokes).
-    draws
-        Number :math:`J` of endpoint draws (paper: 21 for Lorenz-63, 25 for Navier-Stokes).
-    order
-        1: first-order endpoint estimate; 2: Heun (one more network evaluation per step).
-    weighting
-        ``"softmax"`` (paper), ``"jensen"`` (uniform) or ``"mean-residual"`` (released code).
-    norm
-        ``"squared"`` (Gaussian negative log-likelihood) or ``"plain"`` (norm of the whitened
-        residual).
-    kappa
-        Endpoint noise: ``"exact"`` :math:`(1-s)^{3/2}/\sqrt3` or ``"code"``
-        :math:`2/3 - \sqrt s + s^{3/2}/3`.
-    resample
-        Resample the draws when the effective sample size drops below ``ess_threshold * draws``.
-    ess_threshold
-        Fraction of ``draws`` below which to resample (0.5: the usual ``J/2``).
-    estimator
-        ``"mc"`` (J noisy endpoint draws) or ``"dps"`` (the conditional mean, one draw).
-    dps_cutoff
-        With ``estimator="dps"``, guidance is applied only for ``s >= dps_cutoff``.
-
-    Examples
-    --------
-    >>> g = Guidance(zeta=1e-3, draws=8)
-    >>> Guidance.from_dict(g.to_dict()) == g
-    True
-    >>> Guidance(norm="l1")
-    Traceback (most recent call last):
-    ...
-    ValueError: guidance norm must be one of ('squared', 'plain'), got 'l1'
-    """
-
-    zeta: float = 2e-4
-    draws: int = 21
-    order: int = 1
-    weighting: Literal["softmax", "jensen", "mean-residual"] = "softmax"
-    norm: Literal["squared", "plain"] = "squared"
-    kappa: KappaKind = "exact"
-    resample: bool = True
-    ess_threshold: float = 0.5
-    estimator: Literal["mc", "dps"] = "mc"
-    dps_cutoff: float = 0.0
-
-    def __post_init__(self) -> None:
-        choices = {
-            "weighting": ("softmax", "jensen", "mean-residual"),
-            "norm": ("squared", "plain"),
-            "kappa": ("exact", "code"),
-            "estimator": ("mc", "dps"),
-            "order": (1, 2),
-        }
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"guidance {name} must be one of {allowed}, got {value!r}")
-        if int(self.draws) < 1:
-            raise ValueError(f"guidance draws must be >= 1, got {self.draws}")
-        if not (self.zeta >= 0 and math.isfinite(self.zeta)):
-            raise ValueError(f"guidance zeta must be a finite number >= 0, got {self.zeta}")
-        if not 0 <= self.ess_threshold <= 1:
-            raise ValueError(f"guidance ess_threshold must be in [0, 1], got {self.ess_threshold}")
-        if not 0 <= self.dps_cutoff <= 1:
-            raise ValueError(f"guidance dps_cutoff must be in [0, 1], got {self.dps_cutoff}")
-
-    @property
-    def n_draws(self) -> int:
-        """Endpoint draws actually used (1 for the DPS estimator)."""
-        return 1 if self.estimator == "dps" else int(self.draws)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the options as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | Guidance | None) -> Guidance:
-        """Build options from a dict (unknown keys refused by name); a Guidance passes through."""
-        if data is None:
-            return cls()
-        if isinstance(data, Guidance):
-            return data
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown guidance options {unknown}; known options are {sorted(known)}"
-            )
-        return cls(**data)
-
 
 def time_grid(steps: int, s_max: float = 0.999) -> list[float]:
     """The ``steps + 1`` sampling times, uniform on ``[0, s_max]``.
@@ -209,128 +101,6 @@ def time_grid(steps: int, s_max: float = 0.999) -> list[float]:
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     return torch.linspace(0.0, float(s_max), int(steps) + 1, dtype=torch.float64).tolist()
-
-
-def softmax_weights(misfit: torch.Tensor) -> torch.Tensor:
-    r"""Self-normalised weights :math:`w_j \propto \exp(-d_j)` over the last axis.
-
-    Examples
-    --------
-    >>> softmax_weights(torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)]]))
-    tensor([[0.5000, 0.5000],
-            [0.7500, 0.2500]])
-    """
-    return torch.softmax(-misfit, dim=-1)
-
-
-def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
-    r"""Effective sample size :math:`1 / \sum_j w_j^2` of normalised weights (last axis).
-
-    Examples
-    --------
-    >>> effective_sample_size(torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]]))
-    tensor([4., 1.])
-    """
-    return 1.0 / weights.pow(2).sum(dim=-1)
-
-
-def systematic_resample(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Systematic resampling: indices ``[..., J]`` from ``weights [..., J]`` and one uniform each.
-
-    The ``J`` positions ``(u + i) / J`` are looked up in the cumulative weights, so index ``j``
-    appears ``floor(J w_j)`` or ``ceil(J w_j)`` times.
-
-    Examples
-    --------
-    >>> systematic_resample(torch.tensor([[0.5, 0.25, 0.25]]), torch.tensor([0.5]))
-    tensor([[0, 1, 2]])
-    >>> systematic_resample(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([0.1]))
-    tensor([[1, 1, 1]])
-    """
-    n = weights.shape[-1]
-    positions = (u[..., None] + torch.arange(n, dtype=weights.dtype, device=weights.device)) / n
-    cdf = torch.cumsum(weights, dim=-1)
-    cdf = cdf / cdf[..., -1:]
-    index = torch.searchsorted(cdf.contiguous(), positions.contiguous(), right=True)
-    return index.clamp_max(n - 1)
-
-
-def weights_with_resampling(
-    weights: torch.Tensor, u: torch.Tensor, ess_threshold: float = 0.5
-) -> torch.Tensor:
-    """Replace the weights of rows whose ESS is below ``ess_threshold * J`` by resampled ones.
-
-    Each resampled draw gets weight ``1/J``, so draw ``j`` ends with ``count_j / J``.
-
-    Examples
-    --------
-    >>> w = torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.97, 0.01, 0.01, 0.01]])
-    >>> weights_with_resampling(w, torch.tensor([0.5, 0.5]))
-    tensor([[0.2500, 0.2500, 0.2500, 0.2500],
-            [1.0000, 0.0000, 0.0000, 0.0000]])
-    """
-    n = weights.shape[-1]
-    index = systematic_resample(weights, u)
-    counts = torch.zeros_like(weights).scatter_add_(-1, index, torch.ones_like(weights))
-    low = effective_sample_size(weights) < ess_threshold * n
-    return torch.where(low[..., None], counts / n, weights)
-
-
-class _StreamNoise:
-    """Per-stream noise, drawn from each stream's generator in fixed blocks of steps."""
-
-    def __init__(
-        self,
-        generators: Sequence[torch.Generator],
-        steps: int,
-        normals_per_step: int,
-        shape: Sequence[int],
-        uniforms_per_step: int,
-        dtype: torch.dtype,
-        device: torch.device,
-    ) -> None:
-        self.generators = list(generators)
-        self.steps = steps
-        self.n_normal = normals_per_step
-        self.shape = tuple(shape)
-        self.n_uniform = uniforms_per_step
-        self.dtype = dtype
-        self.device = device
-        numel = max(1, math.prod(self.shape)) * normals_per_step
-        self.block = max(1, min(steps, _NOISE_BUDGET // numel))
-        self._start = -1
-        self._normals: torch.Tensor | None = None
-        self._uniforms: torch.Tensor | None = None
-
-    def _draw(self, start: int) -> None:
-        size = min(self.block, self.steps - start)
-        normals, uniforms = [], []
-        for g in self.generators:
-            normals.append(
-                torch.randn(
-                    (size, self.n_normal, *self.shape),
-                    generator=g,
-                    dtype=self.dtype,
-                    device=g.device,
-                )
-            )
-            if self.n_uniform:
-                uniforms.append(
-                    torch.rand(
-                        (size, self.n_uniform), generator=g, dtype=self.dtype, device=g.device
-                    )
-                )
-        self._normals = torch.stack(normals, dim=1).to(self.device)
-        self._uniforms = torch.stack(uniforms, dim=1).to(self.device) if self.n_uniform else None
-        self._start = start
-
-    def __call__(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Noise of step ``k``: normals ``[B, n_normal, *shape]``, uniforms ``[B, n_uniform]``."""
-        if k % self.block == 0:
-            self._draw(k)
-        assert self._normals is not None
-        i = k - self._start
-        return self._normals[i], (None if self._uniforms is None else self._uniforms[i])
 
 
 def _misfit(
@@ -440,7 +210,7 @@ def sample(
     uses_uniform = (
         opts is not None and opts.resample and opts.weighting == "softmax" and n_draws > 1
     )
-    noise = _StreamNoise(
+    noise = StreamNoise(
         generators,
         int(steps),
         1 + n_draws,
