@@ -143,7 +143,7 @@ def _operator_for(
         if isinstance(source, str):
             source = json.loads(source)
         if on_state:
-            from xsfm.xr.observations import align_labels
+            from xsfm.xr.pairing import align_labels
 
             obs = align_labels(obs, state.data, on_state, against=state.label)
         op = as_operator(source, noise_std)
@@ -155,7 +155,7 @@ def _operator_for(
             f"dims {state.state_dims} to observe the state directly"
         )
     if len(state.state_dims) != 1 or len(on_state) != 1:
-        from xsfm.xr.observations import align_labels
+        from xsfm.xr.pairing import align_labels
 
         obs = align_labels(obs, state.data, on_state, against=state.label)
         components = None
@@ -164,7 +164,7 @@ def _operator_for(
         wanted = np.asarray(state.data.indexes[dim]) if dim in state.data.indexes else None
         given = np.asarray(obs.indexes[dim]) if dim in obs.indexes else None
         if wanted is None or given is None:
-            from xsfm.xr.observations import align_labels
+            from xsfm.xr.pairing import align_labels
 
             obs = align_labels(obs, state.data, on_state, against=state.label)
             components = None
@@ -297,18 +297,27 @@ def _run(
     hist = state.data
     lead = [member_dim] if state.members is not None else []
     core_hist = [*lead, HIST_DIM, *state.state_dims]
-    if hist.chunks is not None:
-        hist = hist.chunk(dict.fromkeys(core_hist, -1))
-    index = sample_index(hist, state.pass_dims) if state.pass_dims else xr.DataArray(0)
-    args = [hist, index]
-    core_in = [core_hist, []]
+    y, core_y = None, []
     if obs is not None:
-        y = obs.data
-        core_y = [STEP_DIM, *obs.obs_dims]
-        if y.chunks is not None:
-            y = y.chunk(dict.fromkeys(core_y, -1))
-        args.append(y)
-        core_in.append(core_y)
+        # the observations' own core dims get private names: they may share a name (``component``)
+        # but not the size with the state's
+        renamed = {d: f"_obs_{d}" for d in obs.obs_dims}
+        y = obs.data.drop_vars([n for n in obs.data.coords if n in obs.obs_dims]).rename(renamed)
+        core_y = [STEP_DIM, *renamed.values()]
+    # one task per chunk of the pass-through dims: the state's chunks, else the observations'
+    lazy = (
+        hist if hist.chunks is not None else y if y is not None and y.chunks is not None else None
+    )
+    if lazy is not None:
+        chunks = {d: lazy.chunksizes[d] for d in state.pass_dims if d in lazy.chunksizes}
+        hist = hist.chunk({**dict.fromkeys(core_hist, -1), **chunks})
+        if y is not None:
+            y = y.chunk(
+                {**dict.fromkeys(core_y, -1), **{d: c for d, c in chunks.items() if d in y.dims}}
+            )
+    index = sample_index(hist, state.pass_dims) if state.pass_dims else xr.DataArray(0)
+    args = [hist, index] + ([y] if y is not None else [])
+    core_in = [core_hist, []] + ([core_y] if y is not None else [])
     state_sizes = {d: state.data.sizes[d] for d in state.state_dims}
     out_core = {"_member": members, _OUT_TIME: n_steps, **state_sizes}
     result = xr.apply_ufunc(

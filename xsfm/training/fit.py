@@ -19,7 +19,10 @@ import xarray as xr
 from xsfm.errors import InputError, raise_all
 from xsfm.models.base import Model
 from xsfm.models.card import ModelCard
-from xsfm.xr.grids import grid_spec_from_dataarray
+from xsfm.xr.grid import find_spatial_grid
+from xsfm.xr.gridspec import grid_spec_from_dataarray
+from xsfm.xr.pairing import pair_samples
+from xsfm.xr.standardise import standardise_grid
 
 __all__ = ["fit_downscaler", "stack_fields"]
 
@@ -27,8 +30,6 @@ _ATTRS = ("standard_name", "units", "long_name")
 
 
 def _field_names(ds: xr.Dataset, names: Sequence[Hashable] | None, role: str) -> list[str]:
-    from xsfm.xr.cf import find_spatial_grid
-
     if names is not None:
         missing = [n for n in names if n not in ds.data_vars]
         if missing:
@@ -45,11 +46,16 @@ def _field_names(ds: xr.Dataset, names: Sequence[Hashable] | None, role: str) ->
 
 
 def stack_fields(
-    ds: xr.Dataset, names: Sequence[str], role: str
+    ds: xr.Dataset,
+    names: Sequence[str],
+    role: str,
+    sample_dims: Sequence[Hashable] | None = None,
 ) -> tuple[np.ndarray, list[str], list[dict[str, Any]], dict[str, Any], dict[str, int]]:
-    """Stack variables into ``[N, C, ny, nx]`` float32 with their specs, grid spec and sample sizes."""
-    from xsfm.xr.cf import find_spatial_grid, standardise_grid
+    """Stack variables into ``[N, C, ny, nx]`` float32 with their specs, grid spec and sample sizes.
 
+    Samples are flattened in the order of ``sample_dims`` (default: the first variable's), so two
+    datasets stacked with the same ``sample_dims`` pair sample by sample.
+    """
     problems: list[Exception] = []
     fields = {}
     for name in names:
@@ -69,7 +75,9 @@ def stack_fields(
     raise_all(problems, f"the {role} variables")
     first = fields[names[0]]
     grid = find_spatial_grid(first)
-    sample_dims = [str(d) for d in first.dims if d not in grid.dims]
+    if sample_dims is None:
+        sample_dims = [str(d) for d in first.dims if d not in grid.dims]
+    sample_dims = [str(d) for d in sample_dims]
     arrays = []
     for name in names:
         da = fields[name]
@@ -164,11 +172,15 @@ def fit_downscaler(
     from xsfm.models.downscaling import build_downscaler, default_config
     from xsfm.training.downscaling import train_downscaler
 
+    coarse_names = _field_names(coarse, inputs, "coarse")
+    grid = find_spatial_grid(coarse[coarse_names[0]])
+    sample_dims = [d for d in coarse[coarse_names[0]].dims if d not in grid.dims]
+    fine = pair_samples(coarse, fine, sample_dims)
     x_in, in_names, in_specs, coarse_grid, in_sizes = stack_fields(
-        coarse, _field_names(coarse, inputs, "coarse"), "coarse"
+        coarse, coarse_names, "coarse", sample_dims
     )
     x_out, out_names, out_specs, fine_grid, out_sizes = stack_fields(
-        fine, _field_names(fine, outputs, "fine"), "fine"
+        fine, _field_names(fine, outputs, "fine"), "fine", sample_dims
     )
     if in_sizes != out_sizes:
         raise InputError(

@@ -21,17 +21,18 @@ of the result is what the model assimilates ``k`` time steps after the state:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xsfm.errors import InputError, raise_all
+from xsfm.xr.pairing import align_labels
 from xsfm.xr.state import PreparedState, check_values
 from xsfm.xr.timeline import steps_of
 
-__all__ = ["STEP_DIM", "PreparedObservations", "align_labels", "prepare_observations"]
+__all__ = ["STEP_DIM", "PreparedObservations", "prepare_observations"]
 
 STEP_DIM = "_step"
 
@@ -49,79 +50,6 @@ class PreparedObservations:
     notes: list[str]
     time_coords: dict[Hashable, xr.Variable] = dataclasses.field(default_factory=dict)
     """The observations' other coordinates along time, on the step grid (missing at forecast steps)."""
-
-
-def _labels(da: xr.DataArray, dim: Hashable) -> np.ndarray | None:
-    return np.asarray(da.indexes[dim]) if dim in da.indexes else None
-
-
-def align_labels(
-    obs: xr.DataArray,
-    state: xr.DataArray,
-    dims: Sequence[Hashable],
-    *,
-    what: str = "obs",
-    against: str = "the state",
-) -> xr.DataArray:
-    """Reorder ``obs`` to ``state``'s labels on ``dims``; an error names labels either side lacks.
-
-    Two unlabelled dims of the same size are taken as they are (there is nothing else to go by);
-    one labelled and one not is an error.
-
-    Examples
-    --------
-    >>> state = xr.DataArray([0.0, 1.0], dims="trajectory", coords={"trajectory": ["a", "b"]})
-    >>> obs = xr.DataArray([10.0, 11.0], dims="trajectory", coords={"trajectory": ["b", "a"]})
-    >>> align_labels(obs, state, ["trajectory"]).values.tolist()
-    [11.0, 10.0]
-    """
-    problems: list[Exception] = []
-    picks: dict[Hashable, np.ndarray] = {}
-    for dim in dims:
-        mine, theirs = _labels(obs, dim), _labels(state, dim)
-        if mine is None and theirs is None:
-            if obs.sizes[dim] != state.sizes[dim]:
-                problems.append(
-                    InputError(
-                        f"{what} has {obs.sizes[dim]} entries along {dim!r} but {against} has "
-                        f"{state.sizes[dim]}; neither has labels on {dim!r} to pair them by"
-                    )
-                )
-            continue
-        if mine is None or theirs is None:
-            side = what if mine is None else against
-            problems.append(
-                InputError(
-                    f"{side} has no {dim!r} coordinate but the other side has labels on it: "
-                    f"observations are paired with states by label, so give both the same "
-                    f"{dim!r} coordinate (e.g. .assign_coords({dim}=...))"
-                )
-            )
-            continue
-        for name, values in ((what, mine), (against, theirs)):
-            if len(set(values.tolist())) != len(values):
-                problems.append(InputError(f"{name} has repeated labels along {dim!r}"))
-        missing = [v for v in theirs.tolist() if v not in set(mine.tolist())]
-        extra = [v for v in mine.tolist() if v not in set(theirs.tolist())]
-        if missing:
-            problems.append(
-                InputError(
-                    f"{what} lacks {dim} label(s) {missing[:10]} that {against} has; give "
-                    f"observations for them (NaN where there are none)"
-                )
-            )
-        if extra:
-            problems.append(
-                InputError(
-                    f"{what} has {dim} label(s) {extra[:10]} that {against} lacks; select the "
-                    f"observations of {against}'s {dim!r} labels"
-                )
-            )
-        if not (missing or extra):
-            position = {v: i for i, v in enumerate(mine.tolist())}
-            picks[dim] = np.array([position[v] for v in theirs.tolist()])
-    raise_all(problems, f"pairing {what} with {against}")
-    return obs.isel(picks) if picks else obs
 
 
 def prepare_observations(
@@ -215,10 +143,8 @@ def prepare_observations(
     time_coords = {}
     for name, c in obs.coords.items():
         if name != time_dim and c.dims == (time_dim,):
-            along = xr.DataArray(c.values, dims=STEP_DIM, coords={STEP_DIM: steps})
-            time_coords[name] = xr.Variable(
-                time_dim, along.reindex({STEP_DIM: grid}).values, c.attrs
-            )
+            along = xr.DataArray(c.data, dims=STEP_DIM, coords={STEP_DIM: steps})
+            time_coords[name] = xr.Variable(time_dim, along.reindex({STEP_DIM: grid}).data, c.attrs)
     obs = obs.drop_vars([n for n, c in obs.coords.items() if time_dim in c.dims])
     obs = obs.assign_coords({time_dim: steps}).rename({time_dim: STEP_DIM})
     if not np.array_equal(steps, grid):

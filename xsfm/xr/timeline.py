@@ -83,6 +83,11 @@ def resolve_time_step(
                 "a timedelta such as '6h')"
             )
     if _is_datetime(times):
+        if isinstance(step, (bool, int, float, np.number)):
+            raise InputError(
+                f"time_step {step!r} is not a duration, but {time_dim!r} holds datetimes; give a "
+                "timedelta such as '6h'"
+            )
         try:
             step = np.timedelta64(pd.Timedelta(step).to_timedelta64(), "ns")
         except (TypeError, ValueError) as err:
