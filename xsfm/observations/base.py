@@ -1,0 +1,115 @@
+r"""The observation-operator base class, the registry of kinds and :func:`from_dict`.
+
+An operator applies :math:`A` in ``op(x)``, holds the noise :math:`\gamma` as ``op.noise_std``,
+draws noisy observations with ``op.sample(x, generators)`` and describes itself with
+``op.to_dict()``; every subclass with a ``kind`` registers itself, so :func:`from_dict` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+__all__ = ["Observation", "from_dict"]
+
+_REGISTRY: dict[str, type[Observation]] = {}
+
+
+class Observation:
+    """Base class of observation operators.
+
+    Subclasses implement :meth:`__call__` and :meth:`_params` (their JSON parameters) and set
+    ``kind``.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, noise_std: float = 0.0) -> None:
+        noise_std = float(noise_std)
+        if not (noise_std >= 0 and math.isfinite(noise_std)):
+            raise ValueError(f"observation noise_std must be a finite number >= 0, got {noise_std}")
+        self.noise_std = noise_std
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _REGISTRY[cls.kind] = cls
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Apply the operator to states ``x[..., *state]``."""
+        raise NotImplementedError
+
+    def _params(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def output_shape(self, state_shape: Sequence[int]) -> tuple[int, ...]:
+        """Shape of one observation for one state of ``state_shape``."""
+        with torch.no_grad():
+            return tuple(self(torch.zeros(1, *state_shape)).shape[1:])
+
+    def sample(self, x: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """Noisy observations ``A(x) + noise_std * eta``, one generator per row of ``x``.
+
+        Parameters
+        ----------
+        x
+            States ``[B, ..., *state]``.
+        generators
+            ``B`` generators (see :mod:`xsfm.sampling.rng`).
+        """
+        y = self(x)
+        if self.noise_std == 0:
+            return y
+        if len(generators) != y.shape[0]:
+            raise ValueError(
+                f"{len(generators)} generators for {y.shape[0]} rows; give one per row"
+            )
+        eta = torch.stack(
+            [
+                torch.randn(tuple(y.shape[1:]), generator=g, dtype=y.dtype, device=g.device)
+                for g in generators
+            ]
+        ).to(y.device)
+        return y + self.noise_std * eta
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description (``kind``, parameters, ``noise_std``)."""
+        return {"kind": self.kind, **self._params(), "noise_std": self.noise_std}
+
+    def to_json(self) -> str:
+        """The description as JSON text (for netCDF attrs)."""
+        return json.dumps(self.to_dict())
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "kind")
+        return f"{type(self).__name__}({params})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Observation) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def from_dict(data: dict[str, Any] | str) -> Observation:
+    """Rebuild an operator from :meth:`Observation.to_dict` output (or its JSON text).
+
+    Examples
+    --------
+    >>> from xsfm.observations import Elementwise
+    >>> op = Elementwise("arctan", components=0, scale=8.0, noise_std=0.25)
+    >>> from_dict(op.to_json()) == op
+    True
+    """
+    if isinstance(data, str):
+        data = json.loads(data)
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if kind not in _REGISTRY:
+        raise ValueError(
+            f"unknown observation operator kind {kind!r}; known kinds are {sorted(_REGISTRY)}"
+        )
+    return _REGISTRY[kind]._from_params(data)
