@@ -159,3 +159,72 @@ def test_operators_are_differentiable():
         (grad,) = torch.autograd.grad(op(x).sum(), x)
         assert torch.isfinite(grad).all()
         assert grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------------------------- output units
+def _operators_with_units(units):
+    return [
+        Elementwise("arctan", components=0, scale=8.0, noise_std=0.25, units=units),
+        SparseMask((8, 8), 0.3, seed=5, noise_std=0.05, units=units),
+        AveragePool(4, noise_std=0.2, units=units),
+        PointObservations([[1.0, 2.0]], noise_std=1.0, units=units),
+        Compose([Elementwise("arctan"), AveragePool(2)], noise_std=0.3, units=units),
+        CallableObservation(torch.sin, noise_std=0.1, name="sin", units=units),
+    ]
+
+
+@pytest.mark.parametrize("op", _operators_with_units("m s-1"), ids=lambda op: op.kind)
+def test_every_operator_accepts_and_records_units(op):
+    assert op.units == "m s-1"
+    assert op.to_dict()["units"] == "m s-1"
+    assert "units='m s-1'" in repr(op)
+
+
+@pytest.mark.parametrize("op", _operators_with_units(None), ids=lambda op: op.kind)
+def test_units_default_to_none_and_are_not_serialised(op):
+    assert op.units is None
+    assert "units" not in op.to_dict()
+    assert "units" not in json.loads(op.to_json())
+    assert "units" not in repr(op)
+
+
+def test_units_round_trip_through_dict_and_json():
+    for op in _operators_with_units("1")[:-1]:  # a user function cannot be rebuilt
+        assert from_dict(op.to_dict()).units == "1"
+        back = from_dict(op.to_json())
+        assert back == op
+        assert back.units == "1"
+        assert json.loads(back.to_json()) == json.loads(op.to_json())
+    # the parts of a composite keep their own units
+    inner = Compose([Elementwise("identity", units="K")], units="1")
+    back = from_dict(json.loads(json.dumps(inner.to_dict())))
+    assert back.units == "1"
+    assert back.operators[0].units == "K"
+
+
+def test_units_take_part_in_equality():
+    a = Elementwise("arctan", components=0, noise_std=0.25, units="1")
+    assert a == Elementwise("arctan", components=0, noise_std=0.25, units="1")
+    assert a != Elementwise("arctan", components=0, noise_std=0.25, units="rad")
+    assert a != Elementwise("arctan", components=0, noise_std=0.25)  # stated vs not stated
+    assert repr(a) != repr(Elementwise("arctan", components=0, noise_std=0.25))
+
+
+def test_as_operator_reads_units_and_keeps_them_when_overriding_noise():
+    op = as_operator({"kind": "elementwise", "function": "identity", "units": "K"})
+    assert isinstance(op, Elementwise)
+    assert op.units == "K"
+    assert as_operator(json.dumps(op.to_dict())).units == "K"
+    noisier = as_operator(op, noise_std=0.5)
+    assert (noisier.noise_std, noisier.units) == (0.5, "K")
+    assert op.noise_std == 0.0  # input not modified
+    fn = CallableObservation(torch.sin, units="1")
+    assert as_operator(fn, noise_std=0.2).units == "1"
+    assert as_operator({"kind": "average_pool", "factor": 2}).units is None
+
+
+def test_units_must_be_a_string():
+    with pytest.raises(TypeError, match="units"):
+        Elementwise(units=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="units"):
+        from_dict({"kind": "average_pool", "factor": 2, "units": ["K"]})

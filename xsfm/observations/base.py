@@ -20,19 +20,43 @@ _REGISTRY: dict[str, type[Observation]] = {}
 
 
 class Observation:
-    """Base class of observation operators.
+    r"""Base class of observation operators.
 
     Subclasses implement :meth:`__call__` and :meth:`_params` (their JSON parameters) and set
     ``kind``.
+
+    Parameters
+    ----------
+    noise_std
+        Observation noise standard deviation :math:`\gamma`.
+    units
+        UDUNITS units of the operator's output (e.g. ``"1"`` for the arctan of a normalised
+        component, the state's units for an identity or a selection), or ``None`` (not stated).
+        Written by :meth:`to_dict` only when given.
+
+    Examples
+    --------
+    >>> from xsfm.observations import Elementwise
+    >>> op = Elementwise("arctan", components=0, scale=8.0, noise_std=0.25, units="1")
+    >>> op.units, op.to_dict()["units"], from_dict(op.to_json()) == op
+    ('1', '1', True)
+    >>> "units" in Elementwise("arctan").to_dict()
+    False
     """
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, noise_std: float = 0.0) -> None:
+    def __init__(self, noise_std: float = 0.0, *, units: str | None = None) -> None:
         noise_std = float(noise_std)
         if not (noise_std >= 0 and math.isfinite(noise_std)):
             raise ValueError(f"observation noise_std must be a finite number >= 0, got {noise_std}")
+        if units is not None and not isinstance(units, str):
+            raise TypeError(
+                f"observation units must be a UDUNITS string (e.g. '1', 'm s-1') or None, got "
+                f"{type(units).__name__}"
+            )
         self.noise_std = noise_std
+        self.units = units
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -77,8 +101,11 @@ class Observation:
         return y + self.noise_std * eta
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable description (``kind``, parameters, ``noise_std``)."""
-        return {"kind": self.kind, **self._params(), "noise_std": self.noise_std}
+        """JSON-serialisable description (``kind``, parameters, ``noise_std``, ``units`` if set)."""
+        data = {"kind": self.kind, **self._params(), "noise_std": self.noise_std}
+        if self.units is not None:
+            data["units"] = self.units
+        return data
 
     def to_json(self) -> str:
         """The description as JSON text (for netCDF attrs)."""

@@ -18,6 +18,15 @@ __all__ = ["CallableObservation", "Compose", "as_operator"]
 class Compose(Observation):
     """Apply operators in turn; the noise is the composite's ``noise_std``, not the parts'.
 
+    Parameters
+    ----------
+    operators
+        Operators (or their descriptions, or callables), applied first to last.
+    noise_std
+        Observation noise standard deviation of the composite.
+    units
+        UDUNITS units of the composite's output (see :class:`~xsfm.observations.base.Observation`).
+
     Examples
     --------
     >>> from xsfm.observations import Elementwise, SparseMask
@@ -28,8 +37,14 @@ class Compose(Observation):
 
     kind = "compose"
 
-    def __init__(self, operators: Sequence[Observation], *, noise_std: float = 0.0) -> None:
-        super().__init__(noise_std)
+    def __init__(
+        self,
+        operators: Sequence[Observation],
+        *,
+        noise_std: float = 0.0,
+        units: str | None = None,
+    ) -> None:
+        super().__init__(noise_std, units=units)
         self.operators = [as_operator(op) for op in operators]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
@@ -42,13 +57,28 @@ class Compose(Observation):
 
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> Compose:
-        return cls([from_dict(d) for d in p["operators"]], noise_std=p.get("noise_std", 0.0))
+        return cls(
+            [from_dict(d) for d in p["operators"]],
+            noise_std=p.get("noise_std", 0.0),
+            units=p.get("units"),
+        )
 
 
 class CallableObservation(Observation):
     """Wrap a user function ``x[..., *state] -> y[..., *obs]`` (differentiable, for guidance).
 
     Its :meth:`to_dict` records only a name: it cannot be rebuilt from attrs.
+
+    Parameters
+    ----------
+    function
+        The map ``x -> y``.
+    noise_std
+        Observation noise standard deviation.
+    name
+        Name recorded by :meth:`to_dict` (default: the function's qualified name).
+    units
+        UDUNITS units of the output (see :class:`~xsfm.observations.base.Observation`).
 
     Examples
     --------
@@ -68,8 +98,9 @@ class CallableObservation(Observation):
         *,
         noise_std: float = 0.0,
         name: str | None = None,
+        units: str | None = None,
     ) -> None:
-        super().__init__(noise_std)
+        super().__init__(noise_std, units=units)
         if not callable(function):
             raise TypeError(f"observation function must be callable, got {type(function).__name__}")
         self.function = function
@@ -97,7 +128,7 @@ def as_operator(
     """Turn an operator, its dict/JSON description or a plain callable into an :class:`Observation`.
 
     ``noise_std``, when given, overrides the operator's noise (a copy is returned; the input is not
-    modified).
+    modified). A description's ``units`` are kept.
 
     Examples
     --------
@@ -105,6 +136,8 @@ def as_operator(
     0.1
     >>> as_operator({"kind": "average_pool", "factor": 2}).factor
     2
+    >>> as_operator({"kind": "average_pool", "factor": 2, "units": "K"}, noise_std=0.5).units
+    'K'
     """
     if isinstance(operator, Observation):
         op = operator
@@ -119,7 +152,7 @@ def as_operator(
         )
     if noise_std is not None and float(noise_std) != op.noise_std:
         if isinstance(op, CallableObservation):
-            op = CallableObservation(op.function, noise_std=noise_std, name=op.name)
+            op = CallableObservation(op.function, noise_std=noise_std, name=op.name, units=op.units)
         else:
             data = op.to_dict()
             data["noise_std"] = float(noise_std)

@@ -35,6 +35,8 @@ class Elementwise(Observation):
         Standardisation applied before ``function`` (floats, or one value per selected component).
     noise_std
         Observation noise standard deviation :math:`\gamma`.
+    units
+        UDUNITS units of the output (see :class:`~xsfm.observations.base.Observation`).
 
     Examples
     --------
@@ -58,8 +60,9 @@ class Elementwise(Observation):
         loc: float | Sequence[float] = 0.0,
         scale: float | Sequence[float] = 1.0,
         noise_std: float = 0.0,
+        units: str | None = None,
     ) -> None:
-        super().__init__(noise_std)
+        super().__init__(noise_std, units=units)
         if function not in _FUNCTIONS:
             raise ValueError(
                 f"elementwise function must be one of {sorted(_FUNCTIONS)}, got {function!r}; "
@@ -110,4 +113,5 @@ class Elementwise(Observation):
             loc=p.get("loc", 0.0),
             scale=p.get("scale", 1.0),
             noise_std=p.get("noise_std", 0.0),
+            units=p.get("units"),
         )

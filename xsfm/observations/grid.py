@@ -30,6 +30,9 @@ class SparseMask(Observation):
         Seed of the choice of points.
     noise_std
         Observation noise standard deviation.
+    units
+        UDUNITS units of the output, those of the state (see
+        :class:`~xsfm.observations.base.Observation`).
 
     Examples
     --------
@@ -41,9 +44,15 @@ class SparseMask(Observation):
     kind = "sparse_mask"
 
     def __init__(
-        self, shape: Sequence[int], fraction: float, seed: int = 0, *, noise_std: float = 0.0
+        self,
+        shape: Sequence[int],
+        fraction: float,
+        seed: int = 0,
+        *,
+        noise_std: float = 0.0,
+        units: str | None = None,
     ) -> None:
-        super().__init__(noise_std)
+        super().__init__(noise_std, units=units)
         self.shape = tuple(int(n) for n in shape)
         if not 0 < fraction <= 1:
             raise ValueError(f"sparse mask fraction must be in (0, 1], got {fraction}")
@@ -76,11 +85,27 @@ class SparseMask(Observation):
 
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> SparseMask:
-        return cls(p["shape"], p["fraction"], p.get("seed", 0), noise_std=p.get("noise_std", 0.0))
+        return cls(
+            p["shape"],
+            p["fraction"],
+            p.get("seed", 0),
+            noise_std=p.get("noise_std", 0.0),
+            units=p.get("units"),
+        )
 
 
 class AveragePool(Observation):
     """Average pooling of the last two axes by ``factor`` (the super-resolution setting).
+
+    Parameters
+    ----------
+    factor
+        Pooling factor of both axes.
+    noise_std
+        Observation noise standard deviation.
+    units
+        UDUNITS units of the output, those of the state (see
+        :class:`~xsfm.observations.base.Observation`).
 
     Examples
     --------
@@ -91,8 +116,8 @@ class AveragePool(Observation):
 
     kind = "average_pool"
 
-    def __init__(self, factor: int, *, noise_std: float = 0.0) -> None:
-        super().__init__(noise_std)
+    def __init__(self, factor: int, *, noise_std: float = 0.0, units: str | None = None) -> None:
+        super().__init__(noise_std, units=units)
         if int(factor) < 1:
             raise ValueError(f"average pooling factor must be >= 1, got {factor}")
         self.factor = int(factor)
@@ -112,7 +137,7 @@ class AveragePool(Observation):
 
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> AveragePool:
-        return cls(p["factor"], noise_std=p.get("noise_std", 0.0))
+        return cls(p["factor"], noise_std=p.get("noise_std", 0.0), units=p.get("units"))
 
 
 class PointObservations(Observation):
@@ -127,6 +152,9 @@ class PointObservations(Observation):
         Optional grid coordinates of the rows and columns.
     noise_std
         Observation noise standard deviation.
+    units
+        UDUNITS units of the output, those of the state (see
+        :class:`~xsfm.observations.base.Observation`).
 
     Examples
     --------
@@ -146,8 +174,9 @@ class PointObservations(Observation):
         y: Sequence[float] | None = None,
         x: Sequence[float] | None = None,
         noise_std: float = 0.0,
+        units: str | None = None,
     ) -> None:
-        super().__init__(noise_std)
+        super().__init__(noise_std, units=units)
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         self.points = pts.tolist()
         self.y = None if y is None else [float(v) for v in y]
@@ -187,7 +216,13 @@ class PointObservations(Observation):
 
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> PointObservations:
-        return cls(p["points"], y=p.get("y"), x=p.get("x"), noise_std=p.get("noise_std", 0.0))
+        return cls(
+            p["points"],
+            y=p.get("y"),
+            x=p.get("x"),
+            noise_std=p.get("noise_std", 0.0),
+            units=p.get("units"),
+        )
 
 
 def _fractional_index(coord: np.ndarray, values: np.ndarray, name: str) -> np.ndarray:
