@@ -74,7 +74,7 @@ def assert_cf_attrs(
     required
         Attributes every data variable must have (``units`` must also parse).
     grid
-        Also check that :func:`xsfm.xr.cf.find_spatial_grid` finds the grid and that its 1-D
+        Also check that :func:`xsfm.xr.grid.find_spatial_grid` finds the grid and that its 1-D
         coordinates have ``units`` and ``standard_name``.
 
     Examples
@@ -86,7 +86,7 @@ def assert_cf_attrs(
     ...
     AssertionError: variable None lacks attributes ['standard_name', 'long_name']
     """
-    from xsfm.xr.cf import find_spatial_grid
+    from xsfm.xr.grid import find_spatial_grid
     from xsfm.xr.units import parse_units
 
     arrays = [obj[v] for v in obj.data_vars] if isinstance(obj, xr.Dataset) else [obj]
