@@ -97,3 +97,39 @@ def test_fit_assimilator_reads_the_time_step_and_refuses_uneven_times():
         )
     with pytest.raises(InputError, match="no dim 'comp'"):
         xsfm.training.fit_assimilator(ds.state, ["comp"], steps=1, progress=False)
+
+
+def test_cli_trains_both_kinds_on_own_files(tmp_path, capsys):
+    from xsfm.cli import main
+
+    coarse, fine = _field(8, 4, 0), _field(8, 8, 1)
+    coarse.to_netcdf(tmp_path / "coarse.nc")
+    fine.isel(time=slice(None, None, -1)).to_zarr(tmp_path / "fine.zarr")
+    args = ["train", "regression", "--coarse", str(tmp_path / "coarse.nc")]
+    args += ["--fine", str(tmp_path / "fine.zarr"), "--out", str(tmp_path / "ds-model")]
+    args += ["--set", "batch_size=4", "--set", "progress=false", "--steps", "2"]
+    assert main(args) == 0
+    model = xsfm.load_model(tmp_path / "ds-model")
+    assert model.card.kind == "downscaling"
+    out = coarse.isel(time=[0]).sfm.downscale(model=model, members=1)
+    assert out["w"].sizes["x"] == 8
+
+    traj = xsfm.datasets.lorenz63(trajectories=4, steps=20, burn_in=64)
+    traj[["state"]].to_zarr(tmp_path / "traj.zarr")
+    args = ["train", "flowdas", "--data", str(tmp_path / "traj.zarr"), "--state-dim", "component"]
+    args += ["--out", str(tmp_path / "da-model"), "--steps", "5", "--name", "cli-l63"]
+    args += ["--set", 'network={"width": 8, "blocks": 1}', "--set", "progress=false"]
+    args += ["--set", "eval_every=5"]
+    assert main(args) == 0
+    flowdas = xsfm.load_model(tmp_path / "da-model")
+    assert (flowdas.name, flowdas.card.grids["time_step"]) == ("cli-l63", 1)
+
+    traj.state.isel(time=[0]).to_netcdf(tmp_path / "x0.nc")
+    traj.obs.isel(time=[3, 1]).to_netcdf(tmp_path / "obs.nc")
+    args = ["assimilate", str(tmp_path / "x0.nc"), str(tmp_path / "obs.nc"), str(tmp_path / "a.nc")]
+    args += ["--model", "lorenz63-flowdas", "--members", "2", "--steps", "10"]
+    assert main(args) == 0
+    with xr.open_dataset(tmp_path / "a.nc") as ana:
+        assert ana["time"].values.tolist() == [1, 2, 3]
+        assert ana["observed"].values.tolist() == [True, False, True]
+    assert main(["train", "flowdas", "--data", str(tmp_path / "traj.zarr"), "--out", "x"]) != 0

@@ -176,7 +176,7 @@ def test_fit_downscaler_errors_name_the_problem():
     bad["w"].attrs = {}
     with pytest.raises(ValueError, match="'w' has no 'units'"):
         xsfm.training.fit_downscaler(bad, fine, steps=1, progress=False)
-    with pytest.raises(ValueError, match="samples differ"):
+    with pytest.raises(ValueError, match="fine has 8 entries along 'sample' but coarse has 4"):
         xsfm.training.fit_downscaler(coarse.isel(sample=slice(0, 4)), fine, steps=1, progress=False)
 
 

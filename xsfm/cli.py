@@ -24,14 +24,20 @@ def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
 
 
 def _open(path: str):
+    import os
+
     import xarray as xr
 
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file or directory: {path}")
     try:
+        if path.rstrip("/").endswith(".zarr") or os.path.isdir(path):
+            return xr.open_zarr(path)
         return xr.open_dataset(path)
-    except ValueError as err:
+    except (ValueError, ImportError) as err:
         raise SystemExit(
             f"xsfm: cannot open {path}: {err}. Install a netCDF backend with "
-            "`pip install 'xsfm[io]'`."
+            "`pip install 'xsfm[io]'` (netCDF and zarr)."
         ) from None
 
 
@@ -80,25 +86,79 @@ def _cmd_assimilate(args: argparse.Namespace) -> int:
     obs_var = args.obs_variable or next(iter(obs.data_vars))
     state_var = args.state_variable or next(iter(state.data_vars))
     result = state[state_var].sfm.assimilate(
-        obs[obs_var], model=args.model, members=args.members, seed=args.seed, steps=args.steps
+        obs[obs_var],
+        model=args.model,
+        members=args.members,
+        seed=args.seed,
+        steps=args.steps,
+        time_step=args.time_step,
+        device=args.device,
     )
     result.to_netcdf(args.output)
     print(f"wrote {args.output}: {dict(result.sizes)}")
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from xsfm.training.presets import run_preset
+def _time_step(text: str | None) -> float | str | None:
+    """``--time-step``: a number, or a duration such as ``6h``."""
+    if text is None:
+        return None
+    try:
+        return float(text) if "." in text or "e" in text.lower() else int(text)
+    except ValueError:
+        return text
 
-    run_preset(
-        method=args.method,
-        preset=args.preset,
-        data=args.data,
-        out=args.out,
-        steps=args.steps,
-        seed=args.seed,
-        overrides=_key_values(args.set, "--set"),
-    )
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from xsfm.training.presets import parse_overrides, run_preset
+
+    overrides = _key_values(args.set, "--set")
+    if args.preset is not None:
+        run_preset(
+            method=args.method,
+            preset=args.preset,
+            data=args.data,
+            out=args.out,
+            steps=args.steps,
+            seed=args.seed,
+            overrides=overrides,
+        )
+        return 0
+    options = parse_overrides(overrides)
+    if args.steps is not None:
+        options["steps"] = args.steps
+    if args.name is not None:
+        options["name"] = args.name
+    if args.method == "flowdas":
+        from xsfm.training.assimilator import fit_assimilator
+
+        if args.data is None or not args.state_dims:
+            raise ValueError(
+                "give --data TRAJECTORIES (netCDF/zarr) and --state-dim for "
+                "each dim of one state (e.g. --state-dim component), or --preset lorenz63"
+            )
+        data = _open(args.data)
+        model = fit_assimilator(
+            data,
+            args.state_dims,
+            variable=args.variable,
+            time_dim=args.time_dim,
+            seed=args.seed,
+            **options,
+        )
+    else:
+        from xsfm.training.fit import fit_downscaler
+
+        if args.coarse is None or args.fine is None:
+            raise ValueError(
+                "give --coarse and --fine (netCDF/zarr files whose "
+                "samples are paired by label), or --preset"
+            )
+        model = fit_downscaler(
+            _open(args.coarse), _open(args.fine), method=args.method, seed=args.seed, **options
+        )
+    path = model.save(args.out)
+    print(f"saved {model.name} to {path}")
     return 0
 
 
@@ -148,17 +208,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--state-variable", default=None)
     p.add_argument("--obs-variable", default=None)
+    p.add_argument(
+        "--time-step", type=_time_step, default=None, help="model time step (number or e.g. 6h)"
+    )
+    p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_assimilate)
 
-    p = sub.add_parser("train", help="train a model from a preset")
+    p = sub.add_parser(
+        "train",
+        help="train a model from a preset or on your own netCDF/zarr files",
+        description=(
+            "Own data: `xsfm train sfm --coarse C.nc --fine F.nc --out DIR` (downscaling; samples "
+            "paired by label) or `xsfm train flowdas --data TRAJ.zarr --state-dim component --out "
+            "DIR` (assimilation; evenly spaced times). Presets: `--preset kolmogorov|cwa-2km|"
+            "lorenz63`. Options of the fit functions go through --set key=value."
+        ),
+    )
     p.add_argument(
         "method",
         help="sfm, sfm-two-stage, sfm-fixed-sigma, regression, cfm, edm, corrdiff, flowdas",
     )
-    p.add_argument("--preset", required=True, help="e.g. kolmogorov, cwa-2km, lorenz63")
+    p.add_argument("--preset", default=None, help="kolmogorov, cwa-2km or lorenz63")
     p.add_argument(
-        "--data", default=None, help="training data (zarr/netCDF) where the preset needs it"
+        "--data",
+        default=None,
+        help="training data (zarr/netCDF): the preset's, or FlowDAS trajectories",
     )
+    p.add_argument("--coarse", default=None, help="coarse inputs (downscaling on own data)")
+    p.add_argument("--fine", default=None, help="fine truth (downscaling on own data)")
+    p.add_argument(
+        "--state-dim",
+        dest="state_dims",
+        action="append",
+        help="a dim of one state (FlowDAS on own data; repeatable)",
+    )
+    p.add_argument("--variable", default=None, help="the state variable (FlowDAS on own data)")
+    p.add_argument("--time-dim", default="time", help="the time dim (FlowDAS on own data)")
+    p.add_argument("--name", default=None, help="model name on the card")
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)

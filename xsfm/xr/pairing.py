@@ -126,6 +126,4 @@ def pair_samples(
             )
     raise_all(problems, "pairing coarse and fine samples")
     present = [d for d in sample_dims if d in fine.dims]
-    return align_labels(
-        fine, coarse, present, what="the fine samples", against="the coarse samples"
-    )
+    return align_labels(fine, coarse, present, what="fine", against="coarse")
