@@ -22,10 +22,9 @@ class Compose(Observation):
     ----------
     operators
         Operators (or their descriptions, or callables), applied first to last.
-    noise_std
-        Observation noise standard deviation of the composite.
-    units
-        UDUNITS units of the composite's output (see :class:`~xsfm.observations.base.Observation`).
+    noise_std, units
+        Noise standard deviation and units of the composite's output; see
+        :class:`~xsfm.observations.base.Observation`.
 
     Examples
     --------
@@ -73,12 +72,11 @@ class CallableObservation(Observation):
     ----------
     function
         The map ``x -> y``.
-    noise_std
-        Observation noise standard deviation.
+    noise_std, units
+        Noise standard deviation and units of the output; see
+        :class:`~xsfm.observations.base.Observation`.
     name
         Name recorded by :meth:`to_dict` (default: the function's qualified name).
-    units
-        UDUNITS units of the output (see :class:`~xsfm.observations.base.Observation`).
 
     Examples
     --------

@@ -33,10 +33,9 @@ class Elementwise(Observation):
         ``-3`` for ``[channel, y, x]`` fields).
     loc, scale
         Standardisation applied before ``function`` (floats, or one value per selected component).
-    noise_std
-        Observation noise standard deviation :math:`\gamma`.
-    units
-        UDUNITS units of the output (see :class:`~xsfm.observations.base.Observation`).
+    noise_std, units
+        Noise standard deviation :math:`\gamma` and units of the output; see
+        :class:`~xsfm.observations.base.Observation`.
 
     Examples
     --------

@@ -28,11 +28,9 @@ class SparseMask(Observation):
         Fraction of points observed, in ``(0, 1]`` (at least one point).
     seed
         Seed of the choice of points.
-    noise_std
-        Observation noise standard deviation.
-    units
-        UDUNITS units of the output, those of the state (see
-        :class:`~xsfm.observations.base.Observation`).
+    noise_std, units
+        Noise standard deviation and units of the output (the state's); see
+        :class:`~xsfm.observations.base.Observation`.
 
     Examples
     --------
@@ -101,11 +99,9 @@ class AveragePool(Observation):
     ----------
     factor
         Pooling factor of both axes.
-    noise_std
-        Observation noise standard deviation.
-    units
-        UDUNITS units of the output, those of the state (see
-        :class:`~xsfm.observations.base.Observation`).
+    noise_std, units
+        Noise standard deviation and units of the output (the state's); see
+        :class:`~xsfm.observations.base.Observation`.
 
     Examples
     --------
@@ -150,11 +146,9 @@ class PointObservations(Observation):
         when ``y`` and ``x`` (the grid's 1-D, monotonic coordinates) are given.
     y, x
         Optional grid coordinates of the rows and columns.
-    noise_std
-        Observation noise standard deviation.
-    units
-        UDUNITS units of the output, those of the state (see
-        :class:`~xsfm.observations.base.Observation`).
+    noise_std, units
+        Noise standard deviation and units of the output (the state's); see
+        :class:`~xsfm.observations.base.Observation`.
 
     Examples
     --------
