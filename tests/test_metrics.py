@@ -206,7 +206,8 @@ def test_crps_blocks_give_the_same_result(monkeypatch):
     rng = np.random.default_rng(7)
     ens, truth = _ensemble(rng, members=8)
     full = metrics.crps(ens, truth, dim=[])
-    monkeypatch.setattr(metrics.probabilistic, "_CRPS_BLOCK_ELEMENTS", 64 * 3)  # three points per block
+    # three points per block
+    monkeypatch.setattr(metrics.probabilistic, "_CRPS_BLOCK_ELEMENTS", 64 * 3)
     np.testing.assert_array_equal(metrics.crps(ens, truth, dim=[]).values, full.values)
 
 
