@@ -56,7 +56,15 @@ import torch
 if TYPE_CHECKING:
     from xsfm.models.base import Model
 
-__all__ = ["cached_network", "from_torch", "is_cupy", "is_dask", "resolve_device", "to_torch"]
+__all__ = [
+    "cached_network",
+    "device_for",
+    "from_torch",
+    "is_cupy",
+    "is_dask",
+    "resolve_device",
+    "to_torch",
+]
 
 DeviceLike = str | torch.device | None
 
@@ -291,3 +299,17 @@ def cached_network(model: Model, device: str) -> torch.nn.Module:
         if key not in _cache:
             _cache[key] = model.network(device)
         return _cache[key]
+
+
+def device_for(data: Any, device: DeviceLike | None = None) -> str:
+    """The device to run ``data`` on: ``auto`` (or None) picks CUDA for cupy arrays, else as :func:`resolve_device`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> device_for(np.zeros(2), "cpu")
+    'cpu'
+    """
+    if device in (None, "auto") and is_cupy(data):
+        return "cuda"
+    return str(resolve_device(device if device is not None else "auto"))

@@ -41,15 +41,6 @@ __all__ = [
 DEFAULT_DOWNSCALING_MODEL = "kolmogorov-sfm"
 
 
-def _resolve_device(device: str | None, data: xr.DataArray) -> str:
-    """``auto`` picks CUDA for cupy-backed input or when a GPU is present, else the CPU."""
-    from xsfm.backend import resolve_device
-
-    if device in (None, "auto") and type(data.data).__module__.startswith("cupy"):
-        return "cuda"
-    return str(resolve_device(device if device is not None else "auto"))
-
-
 def _run_chunk(
     array: np.ndarray,
     index: np.ndarray,
@@ -158,7 +149,9 @@ def downscale(
     data = prepared.data
     grid = prepared.grid
     fine_shape = tuple(len(v) for v, _ in fine_axes(m, prepared).values())
-    dev = _resolve_device(device, data)
+    from xsfm.backend import device_for
+
+    dev = device_for(data.data, device)
     from xsfm.xr.chunks import map_samples
 
     result = map_samples(

@@ -8,16 +8,20 @@ no probe call. The global position of each sample travels with it, so random str
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["map_samples", "sample_index"]
+from xsfm.xr.label import OUT_TIME
+from xsfm.xr.observations import STEP_DIM, PreparedObservations
+from xsfm.xr.state import HIST_DIM, PreparedState
+
+__all__ = ["map_rows", "map_samples", "map_steps", "sample_index"]
 
 
-def sample_index(template: xr.DataArray, sample_dims: Sequence[str]) -> xr.DataArray:
+def sample_index(template: xr.DataArray, sample_dims: Sequence[Hashable]) -> xr.DataArray:
     """Global flat position of every sample, chunked like ``template`` along ``sample_dims``.
 
     Examples
@@ -51,18 +55,90 @@ def map_samples(
     ``func`` receives the samples of one chunk with their global indices and returns
     ``[N..., *core_out sizes]``. Core input dims are made single-chunk first.
     """
-    if data.chunks is not None:
-        data = data.chunk(dict.fromkeys(core_in, -1))
-    index = sample_index(data, sample_dims)
+    return map_rows(
+        func,
+        [(data, core_in)],
+        sample_dims=sample_dims,
+        core_out=core_out,
+        dtype=dtype,
+        kwargs=kwargs,
+    )
+
+
+def map_rows(
+    func: Callable[..., np.ndarray],
+    inputs: Sequence[tuple[xr.DataArray, Sequence[Hashable]]],
+    *,
+    sample_dims: Sequence[Hashable],
+    core_out: Mapping[Hashable, int],
+    dtype: Any = np.float32,
+    kwargs: Mapping[str, Any] | None = None,
+) -> xr.DataArray:
+    """Apply ``func(first[N..., *core], index[N...], *others[N..., *core], **kwargs)`` per chunk.
+
+    ``inputs`` are ``(DataArray, core dims)`` pairs; the first must hold every sample dim, the
+    others may lack some (they are broadcast). One dask task runs per chunk of the sample dims,
+    chunked as the first dask-backed input is (so a state chunked along ``trajectory`` gives one
+    task per trajectory chunk); core dims are made single-chunk. Without dask, ``func`` runs once.
+    ``func`` returns ``[N..., *core_out sizes]``.
+    """
+    lazy = next((da for da, _ in inputs if da.chunks is not None), None)
+    arrays = []
+    for da, core in inputs:
+        if lazy is not None:
+            along = {d: lazy.chunksizes[d] for d in sample_dims if d in lazy.chunksizes}
+            da = da.chunk(
+                {**dict.fromkeys(core, -1), **{d: c for d, c in along.items() if d in da.dims}}
+            )
+        arrays.append(da)
+    first = arrays[0]
+    index = sample_index(first, list(sample_dims)) if sample_dims else xr.DataArray(0)
+    cores = [list(core) for _, core in inputs]
     return xr.apply_ufunc(
         func,
-        data,
+        first,
         index,
-        input_core_dims=[list(core_in), []],
+        *arrays[1:],
+        input_core_dims=[cores[0], [], *cores[1:]],
         output_core_dims=[list(core_out)],
         dask="parallelized",
         output_dtypes=[dtype],
         dask_gufunc_kwargs={"output_sizes": dict(core_out)},
-        kwargs=kwargs or {},
+        kwargs=dict(kwargs or {}),
         keep_attrs=False,
+    )
+
+
+def map_steps(
+    func: Callable[..., np.ndarray],
+    state: PreparedState,
+    obs: PreparedObservations | None,
+    *,
+    members: int,
+    n_steps: int,
+    member_dim: Hashable,
+    kwargs: dict[str, Any],
+) -> xr.DataArray:
+    """Run a time-stepping model's chunk runner over a prepared state and observations.
+
+    ``func(hist, index, [y], **kwargs)`` gets one chunk of the pass-through dims: the state rows
+    ``[..., [M,] L, *state]``, their global positions and the observations ``[..., K, *obs]``,
+    and returns ``[..., members, n_steps, *state]``. Lazy for dask input (see :func:`map_rows`).
+    """
+    lead = [member_dim] if state.members is not None else []
+    inputs = [(state.data, [*lead, HIST_DIM, *state.state_dims])]
+    if obs is not None:
+        # the observations' own core dims get private names: they may share a name (``component``)
+        # but not the size with the state's
+        renamed = {d: f"_obs_{d}" for d in obs.obs_dims}
+        y = obs.data.drop_vars([n for n in obs.data.coords if n in obs.obs_dims]).rename(renamed)
+        inputs.append((y, [STEP_DIM, *renamed.values()]))
+    state_sizes = {d: state.data.sizes[d] for d in state.state_dims}
+    return map_rows(
+        func,
+        inputs,
+        sample_dims=state.pass_dims,
+        core_out={"_member": members, OUT_TIME: n_steps, **state_sizes},
+        dtype=np.float64,
+        kwargs=kwargs,
     )

@@ -10,19 +10,32 @@ passed through.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from xsfm.xr.prepare import PreparedInputs, fine_axes
+from xsfm.xr.timeline import step_times
 
 if TYPE_CHECKING:
     from xsfm.models.base import Model
+    from xsfm.xr.state import PreparedState
 
-__all__ = ["MEMBER_ATTRS", "assemble_output", "extend_history"]
+__all__ = [
+    "MEMBER_ATTRS",
+    "OUT_TIME",
+    "assemble_output",
+    "extend_history",
+    "label_steps",
+    "provenance_attrs",
+    "step_coords",
+]
 
 MEMBER_ATTRS = {"standard_name": "realization", "long_name": "ensemble member", "units": "1"}
+OUT_TIME = "_time"
+"""Name of the raw time-step dim of a time-stepping model's rows before labelling."""
 
 
 def assemble_output(
@@ -78,3 +91,71 @@ def extend_history(previous: str | None, call: str, notes: list[str]) -> str:
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     entries = [f"{stamp} xsfm {xsfm.__version__}: {call}"] + [f"{stamp} xsfm: {n}" for n in notes]
     return "\n".join(([previous] if previous else []) + entries)
+
+
+def label_steps(
+    result: xr.DataArray,
+    state: PreparedState,
+    *,
+    time_dim: Hashable,
+    member_dim: Hashable,
+    time_coords: Mapping[Hashable, xr.Variable],
+    spec: Mapping[str, Any],
+    source: str,
+    call: str,
+    notes: list[str],
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
+    """Raw ``(*pass, _member, _time, *state)`` -> ``(member, *pass, time, *state)`` Dataset."""
+    import xsfm
+
+    da = result.rename({"_member": member_dim, OUT_TIME: time_dim})
+    da = da.transpose(member_dim, *state.pass_dims, time_dim, *state.state_dims)
+    members = da.sizes[member_dim]
+    coords: dict[Hashable, Any] = {
+        member_dim: xr.Variable(member_dim, np.arange(members, dtype=np.int32), MEMBER_ATTRS),
+        **state.coords,
+        **time_coords,
+    }
+    da = da.assign_coords(coords).assign_attrs(
+        {k: spec[k] for k in ("standard_name", "long_name", "units") if k in spec}
+    )
+    name = spec.get("name", "state")
+    out_attrs = {k: v for k, v in attrs.items() if k not in ("source", "history")}
+    out_attrs["source"] = f"xsfm {xsfm.__version__}, {source}"
+    out_attrs["history"] = extend_history(attrs.get("history"), call, notes)
+    return xr.Dataset({name: da}).assign_attrs(out_attrs)
+
+
+def step_coords(
+    state: PreparedState, time_dim: Hashable, time_step: Any, n_steps: int, observed: Any
+) -> dict[Hashable, xr.Variable]:
+    """Coordinates along the time dim of a time-stepping model's output.
+
+    ``lead`` counts the steps, ``time_dim`` holds their true times (when the state has a time),
+    ``observed`` flags the steps that assimilated an observation.
+    """
+    steps = np.arange(1, n_steps + 1)
+    coords: dict[Hashable, xr.Variable] = {
+        "lead": xr.Variable(time_dim, steps, {"long_name": "model steps after the initial state"})
+    }
+    if state.start is not None:
+        coords[time_dim] = xr.Variable(
+            time_dim, step_times(state.start, time_step, steps), state.time_attrs
+        )
+    if observed is not None:
+        coords["observed"] = xr.Variable(
+            time_dim,
+            np.isin(steps, observed),
+            {"long_name": "an observation was assimilated at this step"},
+        )
+    return coords
+
+
+def provenance_attrs(obj: xr.DataArray | xr.Dataset) -> dict[str, Any]:
+    """Attributes an output keeps from its input: a Dataset's all, a DataArray's ``history``."""
+    return (
+        dict(obj.attrs)
+        if isinstance(obj, xr.Dataset)
+        else {k: v for k, v in obj.attrs.items() if k == "history"}
+    )

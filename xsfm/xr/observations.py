@@ -21,7 +21,8 @@ of the result is what the model assimilates ``k`` time steps after the state:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable
+import json
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from xsfm.xr.pairing import align_labels
 from xsfm.xr.state import PreparedState, check_values
 from xsfm.xr.timeline import steps_of
 
-__all__ = ["STEP_DIM", "PreparedObservations", "prepare_observations"]
+__all__ = ["STEP_DIM", "PreparedObservations", "operator_source", "prepare_observations"]
 
 STEP_DIM = "_step"
 
@@ -59,6 +60,7 @@ def prepare_observations(
     time_dim: Hashable,
     time_step: Any,
     units: str | None,
+    shape: tuple[int, ...] | None = None,
 ) -> PreparedObservations:
     """Align, place in time and convert observations; see the module docstring.
 
@@ -74,6 +76,8 @@ def prepare_observations(
         The model's time step, as :func:`xsfm.xr.timeline.resolve_time_step` gives it.
     units
         Units the observation operator expects (None: the observations are taken as they are).
+    shape
+        What the observation operator gives per state: the sizes of the observations' own dims.
     """
     from xsfm.xr.units import convert
 
@@ -96,6 +100,13 @@ def prepare_observations(
     shared = [d for d in obs.dims if d in state.pass_dims]
     obs = align_labels(obs, state.data, shared)
     obs_dims = [d for d in obs.dims if d != time_dim and d not in state.pass_dims]
+    given = tuple(obs.sizes[d] for d in obs_dims)
+    if shape is not None and given != tuple(shape):
+        raise InputError(
+            f"obs dims {obs_dims} (beyond the state's dims and {time_dim!r}) have shape {given}, "
+            f"but the observation operator gives {tuple(shape)} per state; check operator= and "
+            "the obs dims"
+        )
     times = np.asarray(obs[time_dim].values)
     steps = steps_of(times, start=state.start, time_step=time_step, name="obs")
     problems: list[Exception] = []
@@ -152,3 +163,62 @@ def prepare_observations(
     lead = [d for d in obs.dims if d in state.pass_dims]
     obs = obs.transpose(*lead, STEP_DIM, *obs_dims).drop_vars(STEP_DIM)
     return PreparedObservations(obs, obs_dims, steps, n_steps, notes, time_coords)
+
+
+def operator_source(
+    operator: Any,
+    noise_std: float | None,
+    obs: xr.DataArray,
+    state: PreparedState,
+    card_extra: Mapping[str, Any],
+) -> tuple[Any, xr.DataArray, float | None, str | None]:
+    """Where the observation operator comes from, the observations ordered for it, its noise, units.
+
+    In order: ``operator=``; for observations on the state's own dims (e.g. ``component``), an
+    identity operator on the observed labels (any subset, in any order; a plain dict); else
+    ``obs.attrs["observation_operator"]``, then the card's. The noise comes from ``noise_std=``,
+    then ``obs.attrs["observation_noise_std"]``. Returns the source (an operator object, callable
+    or plain dict, for :func:`xsfm.observations.as_operator`), the observations, the noise and the
+    units the operator expects when it does not say (the state's, for observations of the state).
+    """
+    if noise_std is None and "observation_noise_std" in obs.attrs:
+        noise_std = float(obs.attrs["observation_noise_std"])
+    on_state = [d for d in state.state_dims if d in obs.dims]
+    source = operator
+    if source is None and not on_state:
+        source = obs.attrs.get("observation_operator", card_extra.get("observation_operator"))
+        if source is None:
+            raise InputError(
+                "no observation operator: pass operator=... (an xsfm.observations operator, its "
+                "dict, or a callable), set obs.attrs['observation_operator'], or give obs on the "
+                f"state's dims {state.state_dims} to observe the state directly"
+            )
+    if isinstance(source, str):
+        source = json.loads(source)
+    if source is not None:
+        if on_state:
+            obs = align_labels(obs, state.data, on_state, against=state.label)
+        return source, obs, noise_std, None
+    components = None
+    dim = on_state[0]
+    labelled = dim in state.data.indexes and dim in obs.indexes
+    if len(state.state_dims) == 1 and labelled:
+        wanted = state.data.indexes[dim].tolist()
+        given = obs.indexes[dim].tolist()
+        unknown = [v for v in given if v not in wanted]
+        if unknown:
+            raise InputError(
+                f"obs has {dim} label(s) {unknown} that {state.label} lacks (it has {wanted})"
+            )
+        order = sorted(range(len(given)), key=lambda i: wanted.index(given[i]))
+        obs = obs.isel({dim: order})
+        components = [wanted.index(given[i]) for i in order]
+    else:
+        obs = align_labels(obs, state.data, on_state, against=state.label)
+    if noise_std is None:
+        raise InputError(
+            "observations of the state need their noise: pass noise_std=... (in the state's "
+            "units) or set obs.attrs['observation_noise_std']"
+        )
+    spec = {"kind": "elementwise", "function": "identity", "components": components}
+    return spec, obs, noise_std, state.spec.get("units")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["check_members"]
+from xsfm.errors import InputError
+
+if TYPE_CHECKING:
+    from xsfm.xr.state import PreparedState
+
+__all__ = ["check_int", "check_members", "ensemble_size", "particle_count"]
 
 
 def check_members(members: Any) -> int:
@@ -18,3 +24,37 @@ def check_members(members: Any) -> int:
     if members < 1:
         raise ValueError(f"members must be >= 1 (the ensemble size), got {members}")
     return int(members)
+
+
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """An integer parameter >= ``minimum`` (bools refused), named in the error."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def ensemble_size(members: int | None, state: PreparedState, member_dim: Hashable) -> int:
+    """The ensemble size: ``members`` (default 8), or an initial ensemble's, which must agree."""
+    if state.members is None:
+        return check_members(8 if members is None else members)
+    if members is not None and check_members(members) != state.members:
+        raise InputError(
+            f"{state.label} is an initial ensemble of {state.members} along {member_dim!r}, but "
+            f"members={members}; drop members= (the ensemble size comes from the state) or select "
+            f"members of the state"
+        )
+    return state.members
+
+
+def particle_count(particles: int | None, state: PreparedState, member_dim: Hashable) -> int:
+    """Particles of the bootstrap filter: ``particles`` (default 1024), or an initial ensemble's."""
+    if state.members is None:
+        return check_int(1024 if particles is None else particles, "particles", 1)
+    if particles is not None and particles != state.members:
+        raise InputError(
+            f"{state.label} is an initial ensemble of {state.members} along {member_dim!r}, but "
+            f"particles={particles}; drop particles= (the particles come from the state)"
+        )
+    return state.members

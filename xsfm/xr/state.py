@@ -20,14 +20,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from xsfm.errors import InputError, InvalidValuesError, MissingVariableError, raise_all
 
-__all__ = ["PreparedState", "check_values", "pick_variable", "prepare_state"]
+if TYPE_CHECKING:
+    from xsfm.models.card import ModelCard
+
+__all__ = [
+    "PreparedState",
+    "check_values",
+    "pick_variable",
+    "prepare_state",
+    "prepare_state_for_card",
+]
 
 HIST_DIM = "_hist"
 
@@ -247,4 +256,30 @@ def prepare_state(
         spec=out_spec,
         label=label,
         coords=coords,
+    )
+
+
+def prepare_state_for_card(
+    obj: xr.DataArray | xr.Dataset,
+    card: ModelCard,
+    *,
+    time_dim: Hashable = "time",
+    member_dim: Hashable = "member",
+) -> PreparedState:
+    """:func:`prepare_state` with what an assimilation model's card declares.
+
+    The state variable (``inputs[0]``), the state dims and their labels (``grids``), the sizes
+    (``network["state_shape"]``) and the history length (``network["history"]``).
+    """
+    state_dims = [str(d) for d in card.grids.get("state_dims", [])]
+    return prepare_state(
+        obj,
+        spec=dict(card.inputs[0]) if card.inputs else None,
+        state_dims=state_dims,
+        history=int(card.network.get("history", 1)),
+        time_dim=time_dim,
+        member_dim=member_dim,
+        state_shape=card.network.get("state_shape"),
+        state_labels={d: card.grids[d] for d in state_dims if d in card.grids},
+        model=f"model {card.name!r}",
     )

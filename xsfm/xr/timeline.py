@@ -19,15 +19,18 @@ array([1, 3])
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from xsfm.errors import InputError
 
-__all__ = ["resolve_time_step", "step_times", "steps_of"]
+if TYPE_CHECKING:
+    from xsfm.xr.state import PreparedState
+
+__all__ = ["model_time_step", "resolve_time_step", "step_times", "steps_of"]
 
 _TOLERANCE = 1e-6
 
@@ -142,3 +145,28 @@ def step_times(start: Any, time_step: Any, steps: np.ndarray) -> np.ndarray:
         return np.datetime64(start, "ns") + steps * np.timedelta64(time_step, "ns")
     values = np.asarray(start) + steps * time_step
     return values.astype(np.result_type(np.asarray(start).dtype, np.asarray(time_step).dtype))
+
+
+def model_time_step(
+    state: PreparedState, given: Any, card_step: Any, time_dim: Hashable, where: str
+) -> tuple[Any, list[str]]:
+    """Resolve the time step and check that a history of several states lies on it."""
+    if state.start is None:
+        return None, []
+    step, note = resolve_time_step(
+        given,
+        card_step,
+        np.asarray(state.start),
+        state.time_attrs,
+        time_dim=str(time_dim),
+        where=where,
+    )
+    times = state.history_times
+    if times is not None and times.size > 1:
+        offsets = steps_of(times, start=state.start, time_step=step, name="state history")
+        if not np.array_equal(offsets, np.arange(1 - times.size, 1)):
+            raise InputError(
+                f"{state.label}'s last {times.size} times {[str(t) for t in times]} are not "
+                f"consecutive model steps of {step}; the model's history must be"
+            )
+    return step, [note] if note else []

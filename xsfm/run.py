@@ -1,0 +1,106 @@
+"""Runs of one chunk: numpy rows -> tensors -> model -> numpy rows.
+
+What a dask task (or an eager call) executes for the time-stepping models: the chunk's states
+become sample-major rows (``[n * members, L, *state]``, or each member's own state for an initial
+ensemble), its observations rows alongside, and the random streams come from the seed and each
+sample's global position (:func:`xsfm.sampling.rng.stream_generators`), so a sample's result does
+not depend on which chunk it is in. Arrays cross to torch only through :mod:`xsfm.backend`; torch
+is imported when a chunk runs, never at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xsfm.errors import InvalidValuesError
+
+__all__ = ["filter_chunk", "flowdas_chunk"]
+
+
+def _flat_hist(hist: np.ndarray, index: np.ndarray, label: str) -> np.ndarray:
+    """``[n, [M,] L, *state]`` float64 of one chunk, checked for NaN and inf."""
+    h = np.asarray(hist, dtype=np.float64).reshape(index.size, *hist.shape[index.ndim :])
+    if not np.isfinite(h).all():
+        raise InvalidValuesError(f"{label} holds NaN or inf values; fill or drop them first")
+    return h
+
+
+def _rows(
+    hist: np.ndarray, index: np.ndarray, members: int, ensemble: bool, label: str
+) -> np.ndarray:
+    """``[n * members, L, *state]`` rows of one chunk, sample-major."""
+    h = _flat_hist(hist, index, label)
+    if ensemble:
+        return h.reshape(index.size * members, *h.shape[2:])
+    return np.repeat(h, members, axis=0)
+
+
+def _obs_rows(y: np.ndarray | None, index: np.ndarray, repeat: int) -> np.ndarray | None:
+    if y is None:
+        return None
+    flat = np.asarray(y, dtype=np.float64).reshape(index.size, *y.shape[index.ndim :])
+    if np.isinf(flat).any():
+        raise InvalidValuesError("obs holds inf values; missing observations are NaN, never inf")
+    return np.repeat(flat, repeat, axis=0)
+
+
+def flowdas_chunk(
+    hist: np.ndarray, index: np.ndarray, y: np.ndarray | None = None, **kw: Any
+) -> np.ndarray:
+    """One chunk of FlowDAS: ``hist [..., [M,] L, *state]`` -> ``[..., M, T, *state]``."""
+    from xsfm.backend import cached_network, from_torch, to_torch
+    from xsfm.sampling.rng import stream_generators
+
+    members, device = kw["members"], kw["device"]
+    rows = to_torch(_rows(hist, index, members, kw["ensemble"], kw["label"]), device=device)
+    gens = stream_generators(kw["seed"], index.ravel(), members, device=device)
+    network = cached_network(kw["model"], device)
+    y_rows = _obs_rows(y, index, members)
+    if y_rows is None:
+        out = network.forecast(rows, kw["n_steps"], gens, steps=kw["steps"])
+    else:
+        out = network.assimilate(
+            rows,
+            to_torch(y_rows, device=device),
+            kw["operator"],
+            generators=gens,
+            steps=kw["steps"],
+            guidance=kw["guidance"],
+            members=members,
+            resample_members=kw["resample_members"],
+            **kw["guidance_options"],
+        )
+    values = from_torch(out.double().cpu())
+    return values.reshape(*index.shape, members, *values.shape[1:])
+
+
+def filter_chunk(hist: np.ndarray, index: np.ndarray, y: np.ndarray, **kw: Any) -> np.ndarray:
+    """One chunk of a classical filter: ``hist [..., [P,] 1, *state]`` -> ``[..., K, T, *state]``."""
+    from xsfm.backend import from_torch, to_torch
+    from xsfm.filters import bootstrap_particle_filter, ensemble_kalman_filter
+    from xsfm.sampling.rng import stream_generators
+
+    h = _flat_hist(hist, index, kw["label"])  # [n, [P,] 1, *state]
+    x0 = h[:, :, 0] if kw["ensemble"] else h[:, 0]
+    x0_t = to_torch(np.ascontiguousarray(x0), device=kw["device"])
+    y_t = to_torch(_obs_rows(y, index, 1), device=kw["device"])
+    gens = stream_generators(kw["seed"], index.ravel(), 1, device=kw["device"])
+    common = {"state_ndim": kw["state_ndim"], "generators": gens}
+    if kw["method"] == "bpf":
+        result = bootstrap_particle_filter(
+            x0_t,
+            y_t,
+            kw["transition"],
+            kw["operator"],
+            particles=kw["particles"],
+            keep=kw["members"],
+            **common,
+        )
+    else:
+        result = ensemble_kalman_filter(
+            x0_t, y_t, kw["transition"], kw["operator"], members=kw["members"], **common
+        )
+    values = np.moveaxis(from_torch(result.ensemble.double().cpu()), 2, 1)  # [n, K, T, *state]
+    return values.reshape(*index.shape, *values.shape[1:])
