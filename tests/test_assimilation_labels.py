@@ -214,3 +214,12 @@ def test_the_accessor_lists_the_face_parameters(method, face):
     assert [(p.name, p.kind, p.default) for p in ours] == [
         (p.name, p.kind, p.default) for p in theirs
     ]
+
+
+def test_operator_units_convert_the_observations(l63, x0, base):
+    # the Lorenz-63 operator gives arctan in units "1" (radians): degrees are converted
+    degrees = (l63.obs * 180 / np.pi).assign_attrs(l63.obs.attrs, units="degree")
+    out = x0.sfm.assimilate(degrees, **KW)
+    np.testing.assert_allclose(out["state"].values, base["state"].values, rtol=1e-6, atol=1e-6)
+    with pytest.raises(InputError, match="'K'"):
+        x0.sfm.assimilate(l63.obs.assign_attrs(units="K"), **KW)

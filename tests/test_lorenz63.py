@@ -97,13 +97,13 @@ def test_invalid_arguments():
         lorenz63(trajectories=0)
 
 
-def test_lorenz63_is_a_function_and_the_old_module_path_still_imports():
+def test_datasets_are_plain_functions_and_stay_light():
     code = (
         "import sys, types, xsfm.datasets; assert 'torch' not in sys.modules; "
-        "from xsfm.datasets.lorenz63 import lorenz63_transition as old; "
-        "from xsfm.datasets.lorenz import lorenz63_transition as new; assert old is new; "
-        "import xsfm.datasets.lorenz63; "
+        "from xsfm.datasets.lorenz import lorenz63_transition; "
+        "assert xsfm.datasets.lorenz63_transition is lorenz63_transition; "
         "assert isinstance(xsfm.datasets.lorenz63, types.FunctionType); "
+        "assert type(xsfm.datasets) is types.ModuleType; "
         "assert xsfm.datasets.lorenz63(trajectories=1, steps=1, burn_in=1).sizes['time'] == 2"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,7 +2,7 @@
 
 Both are batched over trajectories (``B``) and particles (``P``) in one tensor, take a user-given
 stochastic transition ``transition(x [B, P, *state], noise [B, P, *state]) -> [B, P, *state]``
-(``noise`` is standard normal; for Lorenz-63 use :func:`xsfm.datasets.lorenz63.lorenz63_transition`,
+(``noise`` is standard normal; for Lorenz-63 use :func:`xsfm.datasets.lorenz63_transition`,
 the true noisy RK4 step) and an observation operator (:mod:`xsfm.observations`, or any callable
 ``x[..., *state] -> y[..., *obs]``) with Gaussian noise of standard deviation ``noise_std``. Missing
 observations (NaN) do not update.

@@ -12,9 +12,8 @@ lazily in the submodules named after their concepts:
 * :mod:`xsfm.datasets.kolmogorov_misaligned` -- misaligned coarse/fine pairs;
 * :mod:`xsfm.datasets.kolmogorov_lag_rmse` -- the input's error per lag.
 
-``xsfm.datasets.lorenz63`` is also kept as a deprecated module alias of :mod:`xsfm.datasets.lorenz`
-(``from xsfm.datasets.lorenz63 import lorenz63_transition`` still works); import from
-:mod:`xsfm.datasets.lorenz` in new code.
+The Lorenz-63 transition and observation operator used by the classical filters and FlowDAS are
+here too: ``xsfm.datasets.lorenz63_transition()``, ``xsfm.datasets.lorenz63_operator(0.25)``.
 
 Examples
 --------
@@ -26,21 +25,27 @@ True
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from xsfm.datasets.kolmogorov_data import kolmogorov
     from xsfm.datasets.kolmogorov_misaligned import kolmogorov_pairs
-    from xsfm.datasets.lorenz import lorenz63
+    from xsfm.datasets.lorenz import lorenz63, lorenz63_operator, lorenz63_transition
 
-__all__ = ["kolmogorov", "kolmogorov_pairs", "lorenz63"]
+__all__ = [
+    "kolmogorov",
+    "kolmogorov_pairs",
+    "lorenz63",
+    "lorenz63_operator",
+    "lorenz63_transition",
+]
 
 _LAZY = {
     "kolmogorov": "xsfm.datasets.kolmogorov_data",
     "kolmogorov_pairs": "xsfm.datasets.kolmogorov_misaligned",
     "lorenz63": "xsfm.datasets.lorenz",
+    "lorenz63_operator": "xsfm.datasets.lorenz",
+    "lorenz63_transition": "xsfm.datasets.lorenz",
 }
 
 
@@ -52,16 +57,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *__all__])
-
-
-def _lorenz_attribute(name: str) -> Any:
-    return getattr(importlib.import_module("xsfm.datasets.lorenz"), name)
-
-
-# The old module path ``xsfm.datasets.lorenz63`` (``from xsfm.datasets.lorenz63 import ...``),
-# registered in sys.modules so that importing it never rebinds the package attribute ``lorenz63``
-# (the function) to a module. It loads xsfm.datasets.lorenz on first attribute access.
-_alias = types.ModuleType(f"{__name__}.lorenz63", "Deprecated alias of xsfm.datasets.lorenz.")
-_alias.__getattr__ = _lorenz_attribute
-sys.modules.setdefault(_alias.__name__, _alias)
-del _alias

@@ -138,7 +138,7 @@ def lorenz63_transition(
 
 
 def lorenz63_operator(obs_std: float = 0.25) -> Elementwise:
-    """The FlowDAS observation operator: arctan of the normalised first component.
+    """The FlowDAS observation operator: arctan of the normalised first component (units ``"1"``).
 
     Examples
     --------
@@ -146,7 +146,12 @@ def lorenz63_operator(obs_std: float = 0.25) -> Elementwise:
     'arctan'
     """
     return Elementwise(
-        "arctan", components=0, loc=LORENZ63_MEAN[0], scale=LORENZ63_STD[0], noise_std=obs_std
+        "arctan",
+        components=0,
+        loc=LORENZ63_MEAN[0],
+        scale=LORENZ63_STD[0],
+        noise_std=obs_std,
+        units="1",
     )
 
 

@@ -1,7 +1,7 @@
 """The ``lorenz63`` preset: train and save the shipped ``lorenz63-flowdas`` model.
 
 Data as in FlowDAS (Chen et al. 2025, Sec. 5.1): 1024 trajectories of 1024 steps after a 1024-step
-burn-in, noisy RK4 Lorenz-63 (:func:`xsfm.datasets.lorenz63.simulate`, trajectory indices
+burn-in, noisy RK4 Lorenz-63 (:func:`xsfm.datasets.lorenz.simulate`, trajectory indices
 ``0..trajectories-1`` of ``seed``; held-out evaluation uses indices from ``trajectories`` on).
 Network: :class:`~xsfm.nn.mlp.DriftMLP`, 5 residual blocks of width 256, history ``L = 1``.
 Training: Adam with a plateau-halved learning rate and an EMA of the weights, until the validation
@@ -63,7 +63,7 @@ def lorenz63_card(
     network_config: dict[str, Any], training: dict[str, Any], metrics: dict[str, Any], opts: dict
 ) -> Any:
     """The model card of a FlowDAS model trained on Lorenz-63 data."""
-    from xsfm.datasets.lorenz63 import LORENZ63_MEAN, LORENZ63_STD, lorenz63_operator
+    from xsfm.datasets.lorenz import LORENZ63_MEAN, LORENZ63_STD, lorenz63_operator
     from xsfm.models.card import ModelCard
 
     return ModelCard(
@@ -118,7 +118,7 @@ def evaluate_lorenz63(
     """
     import torch
 
-    from xsfm.datasets.lorenz63 import LORENZ63_STD, lorenz63_operator, simulate
+    from xsfm.datasets.lorenz import LORENZ63_STD, lorenz63_operator, simulate
     from xsfm.sampling.rng import stream_generators
 
     x, y = simulate(trajectories, steps, seed, first_trajectory=first_trajectory)
@@ -204,7 +204,7 @@ def train_lorenz63(
     """
     import torch
 
-    from xsfm.datasets.lorenz63 import LORENZ63_MEAN, LORENZ63_STD, simulate
+    from xsfm.datasets.lorenz import LORENZ63_MEAN, LORENZ63_STD, simulate
     from xsfm.models.base import Model
     from xsfm.models.flowdas import FlowDAS
     from xsfm.training.assimilation import train_assimilator
@@ -286,7 +286,7 @@ def train_lorenz63(
         "command": command,
         "seed": seed,
         "data": {
-            "generator": "xsfm.datasets.lorenz63.simulate",
+            "generator": "xsfm.datasets.lorenz.simulate",
             "trajectories": opts["trajectories"],
             "steps": opts["length"],
             "burn_in": opts["burn_in"],
