@@ -13,18 +13,13 @@ True
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from xsfm import accessor as _accessor  # registers .sfm
-from xsfm.models.base import Model, load_model
+from xsfm._version import __version__
+from xsfm.model import Model, load_model
 from xsfm.models.card import ModelCard
 from xsfm.models.registry import list_models, register_model
-
-try:
-    __version__ = version("xsfm")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
 
 __all__ = [
     "Model",

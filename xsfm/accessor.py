@@ -16,7 +16,7 @@ import xarray as xr
 if TYPE_CHECKING:
     import torch
 
-    from xsfm.models.base import Model
+    from xsfm.model import Model
     from xsfm.observations import Observation
 
 __all__ = ["SFMAccessor"]

@@ -46,7 +46,7 @@ from xsfm.xr.timeline import model_time_step
 if TYPE_CHECKING:
     import torch
 
-    from xsfm.models.base import Model
+    from xsfm.model import Model
     from xsfm.observations import Observation
 
 __all__ = ["DEFAULT_ASSIMILATION_MODEL", "assimilate", "forecast"]
@@ -56,7 +56,7 @@ METHODS = ("flowdas", "bpf", "enkf")
 
 
 def _load_flowdas(model: Any) -> Model:
-    from xsfm.models.base import load_model
+    from xsfm.model import load_model
 
     m = load_model(model if model is not None else DEFAULT_ASSIMILATION_MODEL)
     if m.card.kind != "assimilation":
@@ -94,7 +94,7 @@ def forecast(
         ``member_dim`` making it an initial ensemble (each member starts from its own state).
         Units are converted to the card's. numpy or dask backed (dask stays lazy).
     model
-        Registry name, path or :class:`~xsfm.models.base.Model` (default ``"lorenz63-flowdas"``).
+        Registry name, path or :class:`~xsfm.model.Model` (default ``"lorenz63-flowdas"``).
     lead
         Number of model steps to forecast.
     members

@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from xsfm.models.base import Model
+    from xsfm.model import Model
 
 __all__ = [
     "cached_network",

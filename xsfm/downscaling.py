@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xsfm.models.base import Model, load_model
+from xsfm.model import Model, load_model
 from xsfm.xr.label import MEMBER_ATTRS, assemble_output, extend_history
 from xsfm.xr.params import check_members
 from xsfm.xr.prepare import as_dataset, fine_axes, prepare_inputs
@@ -101,7 +101,7 @@ def downscale(
         or a DataArray for single-input models. Any dims besides the two spatial ones (time, level, ...)
         pass through. numpy, dask (stays lazy) or cupy backed.
     model
-        Registry name, path, or :class:`~xsfm.models.base.Model`; default ``"kolmogorov-sfm"``.
+        Registry name, path, or :class:`~xsfm.model.Model`; default ``"kolmogorov-sfm"``.
     members
         Ensemble size (>= 1).
     steps, solver

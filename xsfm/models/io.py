@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CARD_FILE",
+    "EXAMPLE_FILE",
     "METADATA_KEY",
     "WEIGHTS_FILE",
+    "has_example",
     "load_card",
     "load_weights",
     "read_safetensors_header",
@@ -41,6 +43,7 @@ __all__ = [
 ]
 
 CARD_FILE = "card.json"
+EXAMPLE_FILE = "example.safetensors"
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_KEY = "xsfm_card"
 _MAX_HEADER = 100 * 1024 * 1024
@@ -232,3 +235,9 @@ def save_card_only(directory: str | Path, card: ModelCard) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CARD_FILE).write_text(card.to_json() + "\n")
+
+
+def has_example(model: Any) -> bool:
+    """Whether a model (anything with a ``path``) ships an example input file."""
+    path = getattr(model, "path", None)
+    return path is not None and Path(path).is_dir() and (Path(path) / EXAMPLE_FILE).exists()

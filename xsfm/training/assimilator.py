@@ -1,4 +1,4 @@
-"""The xarray front end of FlowDAS training: state trajectories in, a :class:`~xsfm.models.base.Model` out.
+"""The xarray front end of FlowDAS training: state trajectories in, a :class:`~xsfm.model.Model` out.
 
 :func:`fit_assimilator` reads the state variable's name, standard name and units into the card, the
 state dims' labels into ``grids``, and the model's **time step** from the time coordinate (which
@@ -22,7 +22,7 @@ from xsfm.errors import InputError, raise_all
 from xsfm.xr.state import check_values, pick_variable
 
 if TYPE_CHECKING:
-    from xsfm.models.base import Model
+    from xsfm.model import Model
     from xsfm.observations import Observation
 
 __all__ = ["fit_assimilator", "time_step_of"]
@@ -127,7 +127,7 @@ def fit_assimilator(
     """
     import torch
 
-    from xsfm.models.base import Model
+    from xsfm.model import Model
     from xsfm.models.card import ModelCard
     from xsfm.models.flowdas import FlowDAS
     from xsfm.observations import as_operator

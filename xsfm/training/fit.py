@@ -1,4 +1,4 @@
-"""xarray front ends of the trainers: CF-annotated data in, a :class:`~xsfm.models.base.Model` out.
+"""xarray front ends of the trainers: CF-annotated data in, a :class:`~xsfm.model.Model` out.
 
 :func:`fit_downscaler` reads the variables' names, standard names and units into the card, derives the
 coarse and fine grid specs and the refinement factor from the coordinates, stacks every non-spatial dim
@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from xsfm.errors import InputError, raise_all
-from xsfm.models.base import Model
+from xsfm.model import Model
 from xsfm.models.card import ModelCard
 from xsfm.xr.grid import find_spatial_grid
 from xsfm.xr.gridspec import grid_spec_from_dataarray

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xsfm.models.base import EXAMPLE_FILE, Model
+from xsfm.model import Model
+from xsfm.models.io import EXAMPLE_FILE
 
 __all__ = ["KOLMOGOROV_DEFAULTS", "PRESETS", "parse_overrides", "run_preset"]
 

@@ -205,7 +205,7 @@ def train_lorenz63(
     import torch
 
     from xsfm.datasets.lorenz import LORENZ63_MEAN, LORENZ63_STD, simulate
-    from xsfm.models.base import Model
+    from xsfm.model import Model
     from xsfm.models.flowdas import FlowDAS
     from xsfm.training.assimilation import train_assimilator
 

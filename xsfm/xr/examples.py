@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 if TYPE_CHECKING:
-    from xsfm.models.base import Model
+    from xsfm.model import Model
 
 __all__ = ["example_input", "example_truth", "load_example_arrays"]
 
@@ -44,8 +44,7 @@ _ATTR_KEYS = ("standard_name", "units", "long_name")
 
 def load_example_arrays(model: Model) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """The arrays and metadata of the model's ``example.safetensors`` (``None`` if it has none)."""
-    from xsfm.models.base import EXAMPLE_FILE, has_example
-    from xsfm.models.io import read_safetensors_header
+    from xsfm.models.io import EXAMPLE_FILE, has_example, read_safetensors_header
 
     if not has_example(model):
         return None

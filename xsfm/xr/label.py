@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from xsfm._version import __version__
 from xsfm.xr.prepare import PreparedInputs, fine_axes
 from xsfm.xr.timeline import step_times
 
 if TYPE_CHECKING:
-    from xsfm.models.base import Model
+    from xsfm.model import Model
     from xsfm.xr.state import PreparedState
 
 __all__ = [
@@ -46,8 +47,6 @@ def assemble_output(
     call: str,
 ) -> xr.Dataset:
     """Label the raw ``(*sample_dims, member, out_channel, fy, fx)`` result as a CF Dataset."""
-    import xsfm
-
     axes = fine_axes(model, prepared)
     (fy, (yv, ya)), (fx, (xv, xa)) = axes.items()
     result = result.rename({"_fy": fy, "_fx": fx})
@@ -73,7 +72,7 @@ def assemble_output(
     out = out.assign_coords(passthrough)
     card = model.card
     attrs = dict(source.attrs)
-    attrs["source"] = f"xsfm {xsfm.__version__}, model {card.name} v{card.version} ({card.method})"
+    attrs["source"] = f"xsfm {__version__}, model {card.name} v{card.version} ({card.method})"
     attrs["history"] = extend_history(attrs.get("history"), call, prepared.notes)
     return out.assign_attrs(attrs)
 
@@ -86,10 +85,8 @@ def extend_history(previous: str | None, call: str, notes: list[str]) -> str:
     >>> len(extend_history("made by hand", "downscale(...)", ["cut to the domain"]).splitlines())
     3
     """
-    import xsfm
-
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    entries = [f"{stamp} xsfm {xsfm.__version__}: {call}"] + [f"{stamp} xsfm: {n}" for n in notes]
+    entries = [f"{stamp} xsfm {__version__}: {call}"] + [f"{stamp} xsfm: {n}" for n in notes]
     return "\n".join(([previous] if previous else []) + entries)
 
 
@@ -107,8 +104,6 @@ def label_steps(
     attrs: Mapping[str, Any],
 ) -> xr.Dataset:
     """Raw ``(*pass, _member, _time, *state)`` -> ``(member, *pass, time, *state)`` Dataset."""
-    import xsfm
-
     da = result.rename({"_member": member_dim, OUT_TIME: time_dim})
     da = da.transpose(member_dim, *state.pass_dims, time_dim, *state.state_dims)
     members = da.sizes[member_dim]
@@ -122,7 +117,7 @@ def label_steps(
     )
     name = spec.get("name", "state")
     out_attrs = {k: v for k, v in attrs.items() if k not in ("source", "history")}
-    out_attrs["source"] = f"xsfm {xsfm.__version__}, {source}"
+    out_attrs["source"] = f"xsfm {__version__}, {source}"
     out_attrs["history"] = extend_history(attrs.get("history"), call, notes)
     return xr.Dataset({name: da}).assign_attrs(out_attrs)
 

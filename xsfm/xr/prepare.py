@@ -57,7 +57,7 @@ from xsfm.xr.units import convert
 from xsfm.xr.variables import _norm_spec, select_inputs
 
 if TYPE_CHECKING:
-    from xsfm.models.base import Model
+    from xsfm.model import Model
 
 __all__ = [
     "PreparedFields",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from xsfm.errors import ModelFormatError
 from xsfm.models.card import ModelCard
 from xsfm.models.io import (
+    EXAMPLE_FILE,
     load_card,
     load_weights,
     save_card_only,
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Model", "build_network", "load_model"]
 
-EXAMPLE_FILE = "example.safetensors"
 
 TRAIN_HINTS = {
     "cwa-2km": "xsfm train sfm --preset cwa-2km --data /path/to/cwa.zarr --out models/cwa-2km",
@@ -176,8 +176,3 @@ def load_model(name_or_path: str | os.PathLike[str] | Model) -> Model:
     path = resolve_model_path(name_or_path)
     card = load_card(path)
     return Model(card, path)
-
-
-def has_example(model: Model) -> bool:
-    """Whether the model ships an example input file."""
-    return model.path is not None and model.path.is_dir() and (model.path / EXAMPLE_FILE).exists()
