@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from xsfm.model import Model, load_model
+from xsfm.run import downscale_chunk
 from xsfm.xr.label import MEMBER_ATTRS, assemble_output, extend_history
 from xsfm.xr.params import check_members
 from xsfm.xr.prepare import as_dataset, fine_axes, prepare_inputs
@@ -39,43 +40,6 @@ __all__ = [
 ]
 
 DEFAULT_DOWNSCALING_MODEL = "kolmogorov-sfm"
-
-
-def _run_chunk(
-    array: np.ndarray,
-    index: np.ndarray,
-    *,
-    model: Model,
-    members: int,
-    seed: int,
-    steps: int | None,
-    solver: str | None,
-    device: str,
-    batch_size: int | None,
-    sample_kwargs: dict[str, Any],
-) -> np.ndarray:
-    """Sample all members of all samples in one chunk: ``[..., C, h, w] -> [..., M, Cout, H, W]``."""
-    import torch
-
-    from xsfm.backend import cached_network, from_torch, to_torch
-    from xsfm.sampling.rng import stream_generators
-
-    lead = array.shape[:-3]
-    flat = array.reshape(-1, *array.shape[-3:])
-    flat_index = np.asarray(index).reshape(-1)
-    network = cached_network(model, device)
-    step = batch_size or max(1, 64 // members)
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, flat.shape[0], step):
-            x = to_torch(flat[start : start + step], device=device, dtype=torch.float32)
-            gens = stream_generators(seed, flat_index[start : start + step], members, device=device)
-            y = network.sample(
-                x, gens, members=members, steps=steps, solver=solver, **sample_kwargs
-            )
-            outputs.append(from_torch(y.float(), like=array))
-    out = np.concatenate(outputs, axis=0) if outputs else np.empty((0,))
-    return out.reshape(*lead, *out.shape[1:])
 
 
 def downscale(
@@ -155,7 +119,7 @@ def downscale(
     from xsfm.xr.chunks import map_samples
 
     result = map_samples(
-        _run_chunk,
+        downscale_chunk,
         data,
         core_in=["channel", grid.y_dim, grid.x_dim],
         core_out={

@@ -1,6 +1,7 @@
 """Runs of one chunk: numpy rows -> tensors -> model -> numpy rows.
 
-What a dask task (or an eager call) executes for the time-stepping models: the chunk's states
+What a dask task (or an eager call) executes. Downscaling: every member of every sample of the
+chunk, in batches. Time-stepping models: the chunk's states
 become sample-major rows (``[n * members, L, *state]``, or each member's own state for an initial
 ensemble), its observations rows alongside, and the random streams come from the seed and each
 sample's global position (:func:`xsfm.sampling.rng.stream_generators`), so a sample's result does
@@ -10,13 +11,16 @@ is imported when a chunk runs, never at import.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xsfm.errors import InvalidValuesError
 
-__all__ = ["filter_chunk", "flowdas_chunk"]
+if TYPE_CHECKING:
+    from xsfm.model import Model
+
+__all__ = ["downscale_chunk", "filter_chunk", "flowdas_chunk"]
 
 
 def _flat_hist(hist: np.ndarray, index: np.ndarray, label: str) -> np.ndarray:
@@ -104,3 +108,40 @@ def filter_chunk(hist: np.ndarray, index: np.ndarray, y: np.ndarray, **kw: Any) 
         )
     values = np.moveaxis(from_torch(result.ensemble.double().cpu()), 2, 1)  # [n, K, T, *state]
     return values.reshape(*index.shape, *values.shape[1:])
+
+
+def downscale_chunk(
+    array: np.ndarray,
+    index: np.ndarray,
+    *,
+    model: Model,
+    members: int,
+    seed: int,
+    steps: int | None,
+    solver: str | None,
+    device: str,
+    batch_size: int | None,
+    sample_kwargs: dict[str, Any],
+) -> np.ndarray:
+    """Sample all members of all samples in one chunk: ``[..., C, h, w] -> [..., M, Cout, H, W]``."""
+    import torch
+
+    from xsfm.backend import cached_network, from_torch, to_torch
+    from xsfm.sampling.rng import stream_generators
+
+    lead = array.shape[:-3]
+    flat = array.reshape(-1, *array.shape[-3:])
+    flat_index = np.asarray(index).reshape(-1)
+    network = cached_network(model, device)
+    step = batch_size or max(1, 64 // members)
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, flat.shape[0], step):
+            x = to_torch(flat[start : start + step], device=device, dtype=torch.float32)
+            gens = stream_generators(seed, flat_index[start : start + step], members, device=device)
+            y = network.sample(
+                x, gens, members=members, steps=steps, solver=solver, **sample_kwargs
+            )
+            outputs.append(from_torch(y.float(), like=array))
+    out = np.concatenate(outputs, axis=0) if outputs else np.empty((0,))
+    return out.reshape(*lead, *out.shape[1:])

@@ -127,6 +127,7 @@ def fit_assimilator(
     """
     import torch
 
+    from xsfm.backend import to_torch
     from xsfm.model import Model
     from xsfm.models.card import ModelCard
     from xsfm.models.flowdas import FlowDAS
@@ -165,13 +166,13 @@ def fit_assimilator(
         state_shape,
         history=history,
         network=dict(network or {}),
-        mean=torch.as_tensor(mean, dtype=torch.float32),
-        std=torch.as_tensor(std, dtype=torch.float32),
+        mean=to_torch(mean, dtype=torch.float32),
+        std=to_torch(std, dtype=torch.float32),
         sampler=dict(sampler or {}),
     )
     result = train_assimilator(
         module,
-        torch.as_tensor(data, dtype=torch.float32),
+        to_torch(data, dtype=torch.float32),
         steps=steps,
         epochs=epochs,
         batch_size=batch_size,

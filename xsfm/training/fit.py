@@ -169,6 +169,7 @@ def fit_downscaler(
 
     import torch
 
+    from xsfm.backend import to_torch
     from xsfm.models.downscaling import build_downscaler, default_config
     from xsfm.training.downscaling import train_downscaler
 
@@ -210,8 +211,8 @@ def fit_downscaler(
     start = time.perf_counter()
     result = train_downscaler(
         module,
-        torch.from_numpy(x_in),
-        torch.from_numpy(x_out),
+        to_torch(x_in),
+        to_torch(x_out),
         steps=steps,
         batch_size=batch_size,
         lr=lr,
