@@ -39,6 +39,7 @@ FLOORS = {
     "accessor": 4,
     "": 4,  # xsfm/__init__.py
     "model": 4,
+    "forecasting": 4,
     "metrics": 5,
     "datasets": 5,
     "training": 5,

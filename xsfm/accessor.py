@@ -90,6 +90,11 @@ class SFMAccessor:
         time_step: Any = None,
         member_dim: str = "member",
         resample_members: bool | str = False,
+        inflation: float = 1.0,
+        localisation: float | None = None,
+        period: float | None = None,
+        regularisation: float = 0.0,
+        resample_threshold: float | None = None,
         device: str | None = None,
         **guidance_options: Any,
     ) -> xr.Dataset:
@@ -123,6 +128,11 @@ class SFMAccessor:
             time_step=time_step,
             member_dim=member_dim,
             resample_members=resample_members,
+            inflation=inflation,
+            localisation=localisation,
+            period=period,
+            regularisation=regularisation,
+            resample_threshold=resample_threshold,
             device=device,
             **guidance_options,
         )
@@ -150,7 +160,7 @@ class SFMAccessor:
         >>> fc["time"].values.tolist()
         [1, 2, 3]
         """
-        from xsfm.assimilation import forecast
+        from xsfm.forecasting import forecast
 
         return forecast(
             self._obj,

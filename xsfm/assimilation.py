@@ -28,9 +28,11 @@ import numpy as np
 import xarray as xr
 
 from xsfm.errors import InputError
+from xsfm.forecasting import forecast
+from xsfm.model import load_flowdas
 from xsfm.run import filter_chunk, flowdas_chunk
 from xsfm.xr.chunks import map_steps
-from xsfm.xr.label import label_steps, provenance_attrs, step_coords
+from xsfm.xr.label import call_text, label_steps, provenance_attrs, step_coords
 from xsfm.xr.observations import (
     operator_source,
     prepare_observations,
@@ -52,122 +54,12 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_ASSIMILATION_MODEL", "assimilate", "forecast"]
 
 DEFAULT_ASSIMILATION_MODEL = "lorenz63-flowdas"
-METHODS = ("flowdas", "bpf", "enkf")
-
-
-def _load_flowdas(model: Any) -> Model:
-    from xsfm.model import load_model
-
-    m = load_model(model if model is not None else DEFAULT_ASSIMILATION_MODEL)
-    if m.card.kind != "assimilation":
-        raise ValueError(
-            f"model {m.name!r} is a {m.card.kind} model; assimilate and forecast need an "
-            "assimilation model (see xsfm.list_models())"
-        )
-    return m
-
-
-def _call_text(kind: str, **kwargs: Any) -> str:
-    return f"{kind}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if v is not None) + ")"
-
-
-def forecast(
-    state: xr.DataArray | xr.Dataset,
-    model: str | Model | None = None,
-    lead: int = 15,
-    members: int | None = None,
-    seed: int = 0,
-    *,
-    steps: int | None = None,
-    time_dim: str = "time",
-    time_step: Any = None,
-    member_dim: str = "member",
-    device: str | None = None,
-) -> xr.Dataset:
-    """Unguided probabilistic rollout of a FlowDAS model from a known state or an initial ensemble.
-
-    Parameters
-    ----------
-    state
-        Initial state (see :mod:`xsfm.xr.state`): the card's state dims (e.g. ``component``), any
-        pass-through dims, optionally ``time_dim`` holding the history, and optionally a
-        ``member_dim`` making it an initial ensemble (each member starts from its own state).
-        Units are converted to the card's. numpy or dask backed (dask stays lazy).
-    model
-        Registry name, path or :class:`~xsfm.model.Model` (default ``"lorenz63-flowdas"``).
-    lead
-        Number of model steps to forecast.
-    members
-        Ensemble size (default 8; with an initial ensemble, its size, and another value is an error).
-    seed
-        Seed of the per-(sample, member) random streams.
-    steps
-        Euler-Maruyama steps per model step (default: the card's, 500).
-    time_dim, member_dim
-        Names of the time and ensemble dims.
-    time_step
-        The model's time step in the units of ``time_dim`` (default: the card's ``time_step``).
-    device
-        ``"auto"``, ``"cpu"`` or ``"cuda"``.
-
-    Returns
-    -------
-    xarray.Dataset
-        Dims ``(member, *pass-through, time_dim, *state dims)``; ``time_dim`` holds the true time
-        of each step when the state has a time, and ``lead`` (1..lead) counts the steps.
-
-    Examples
-    --------
-    >>> import xsfm
-    >>> ds = xsfm.datasets.lorenz63(trajectories=2, steps=2, burn_in=64)
-    >>> fc = xsfm.assimilation.forecast(ds.state.isel(time=[0]), lead=2, members=3, steps=20)
-    >>> fc["state"].dims, fc["time"].values.tolist()
-    (('member', 'trajectory', 'time', 'component'), [1, 2])
-    """
-    from xsfm.backend import device_for
-
-    m = _load_flowdas(model)
-    lead = check_int(lead, "lead", 1)
-    seed = check_int(seed, "seed", -(2**62))
-    prepared = prepare_state_for_card(state, m.card, time_dim=time_dim, member_dim=member_dim)
-    members = ensemble_size(members, prepared, member_dim)
-    step, notes = model_time_step(
-        prepared, time_step, m.card.grids.get("time_step"), time_dim, f"model {m.name!r}"
-    )
-    dev = device_for(prepared.data.data, device)
-    raw = map_steps(
-        flowdas_chunk,
-        prepared,
-        None,
-        members=members,
-        n_steps=lead,
-        member_dim=member_dim,
-        kwargs={
-            "model": m,
-            "members": members,
-            "ensemble": prepared.members is not None,
-            "label": prepared.label,
-            "seed": seed,
-            "n_steps": lead,
-            "steps": steps,
-            "device": dev,
-        },
-    )
-    call = _call_text(
-        "forecast", model=m.name, lead=lead, members=members, seed=seed, steps=steps, device=dev
-    )
-    return label_steps(
-        raw,
-        prepared,
-        time_dim=time_dim,
-        member_dim=member_dim,
-        time_coords=step_coords(prepared, time_dim, step, lead, None),
-        spec=dict(m.card.outputs[0]) if m.card.outputs else prepared.spec,
-        source=f"model {m.name} v{m.card.version} ({m.card.method}), unguided forecast",
-        call=call,
-        notes=notes,
-        attrs=provenance_attrs(state),
-    )
+METHODS = ("flowdas", "bpf", "enkf", "etkf")
+FILTER_OPTIONS = {
+    "bpf": ("regularisation", "resample_threshold"),
+    "enkf": ("inflation", "localisation", "period"),
+    "etkf": ("inflation", "localisation", "period"),
+}
 
 
 def assimilate(
@@ -189,6 +81,11 @@ def assimilate(
     time_step: Any = None,
     member_dim: str = "member",
     resample_members: bool | str = False,
+    inflation: float = 1.0,
+    localisation: float | None = None,
+    period: float | None = None,
+    regularisation: float = 0.0,
+    resample_threshold: float | None = None,
     device: str | None = None,
     **guidance_options: Any,
 ) -> xr.Dataset:
@@ -225,8 +122,10 @@ def assimilate(
     seed
         Seed of the per-(sample, member) random streams.
     method
-        ``"flowdas"`` (default), or a classical filter: ``"bpf"`` (bootstrap particle filter) or
-        ``"enkf"`` (stochastic ensemble Kalman filter), both needing ``transition``.
+        ``"flowdas"`` (default), or a classical filter (:mod:`xsfm.filters`), each needing
+        ``transition``: ``"bpf"`` (bootstrap particle filter), ``"enkf"`` (stochastic EnKF,
+        centred perturbed observations) or ``"etkf"`` (square-root ETKF; LETKF with
+        ``localisation``).
     transition
         ``transition(x, noise) -> x_next`` for the filters, one model step on tensors
         ``[B, P, *state]`` with standard-normal ``noise`` (Lorenz-63:
@@ -244,6 +143,13 @@ def assimilate(
     resample_members
         FlowDAS only (an extension of the paper): ``True``/``"likelihood"``, ``"diverged"`` or
         ``"predictive"``; see :meth:`xsfm.models.flowdas.FlowDAS.assimilate`.
+    inflation, localisation, period
+        EnKF/ETKF: multiplicative inflation of the forecast anomalies at each analysis; the
+        Gaspari-Cohn half-width in grid steps of the state dim (taper zero beyond twice it); the
+        period of a periodic state dim (e.g. 40 for Lorenz-96).
+    regularisation, resample_threshold
+        BPF: jitter after resampling in units of the Silverman bandwidth; resample only when the
+        effective sample size is below this fraction of the particles (None: at every step).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
 
@@ -284,7 +190,7 @@ def assimilate(
         )
     obs_da = pick_variable(obs, None, "obs")
     if method == "flowdas":
-        m = _load_flowdas(model)
+        m = load_flowdas(model)
         prepared = prepare_state_for_card(state, m.card, time_dim=time_dim, member_dim=member_dim)
         card_step, card_extra, where = (
             m.card.grids.get("time_step"),
@@ -324,7 +230,8 @@ def assimilate(
         )
         card_step, card_extra, where = None, {}, f"the {method} filter"
     if method == "bpf":
-        members = check_members(8 if members is None else members)
+        default = 8 if prepared.members is None else min(8, prepared.members)
+        members = check_members(default if members is None else members)
     else:
         members = ensemble_size(members, prepared, member_dim)
     step, notes = model_time_step(prepared, time_step, card_step, time_dim, where)
@@ -344,8 +251,9 @@ def assimilate(
     )
     notes += placed.notes
     dev = device_for(prepared.data.data, device)
-    common = {"members": members, "ensemble": prepared.members is not None, "seed": seed}
-    kwargs = {**common, "label": prepared.label, "device": dev, "operator": op}
+    common = {"members": members, "seed": seed}
+    kwargs = {**common, "ensemble": prepared.members is not None, "label": prepared.label}
+    kwargs.update(device=dev, operator=op)
     if m is not None:
         kwargs.update(model=m, n_steps=placed.n_steps, steps=steps, guidance=guidance)
         kwargs.update(guidance_options=guidance_options, resample_members=resample_members)
@@ -353,26 +261,51 @@ def assimilate(
         spec = dict(m.card.outputs[0]) if m.card.outputs else prepared.spec
         source = f"model {m.name} v{m.card.version} ({m.card.method}), guided assimilation"
         options = {**(guidance or {}), **guidance_options} or None
-        call = _call_text(
+        call = call_text(
             "assimilate", model=m.name, operator=getattr(op, "to_dict", lambda: op)(), steps=steps,
             guidance=options, resample_members=resample_members or None, device=dev, **common,
         )  # fmt: skip
     else:
         if guidance is not None or guidance_options:
             raise ValueError(f"guidance options are FlowDAS options; method={method!r} takes none")
-        if method == "enkf" and members < 2:
-            raise ValueError("the ensemble Kalman filter needs members >= 2 (covariances)")
+        given = {
+            "inflation": inflation != 1.0,
+            "localisation": localisation is not None,
+            "period": period is not None,
+            "regularisation": regularisation != 0.0,
+            "resample_threshold": resample_threshold is not None,
+        }
+        if method != "bpf" and members < 2:
+            raise ValueError(f"method={method!r} needs members >= 2 (it estimates covariances)")
+        wrong = [k for k, v in given.items() if v and k not in FILTER_OPTIONS[method]]
+        if wrong:
+            raise ValueError(
+                f"method={method!r} takes none of {wrong}; its options are "
+                f"{list(FILTER_OPTIONS[method])}"
+            )
         n_particles = particle_count(particles, prepared, member_dim)
-        kwargs.update(method=method, transition=transition, particles=n_particles)
+        options = {"regularisation": regularisation, "resample_threshold": resample_threshold}
+        if method != "bpf":
+            # observations of the state's own dim: their positions are the observed components
+            direct = isinstance(source, dict) and source.get("function") == "identity"
+            components = source.get("components") if direct else None
+            positions = None if components is None else np.asarray(components, float).reshape(-1, 1)
+            options = {"inflation": inflation, "localisation": localisation, "period": period}
+            options.update(kind="stochastic" if method == "enkf" else "etkf")
+            options.update(obs_positions=positions)
+        kwargs.update(method=method, transition=transition, particles=n_particles, options=options)
         kwargs.update(state_ndim=len(prepared.state_dims))
         func, spec = filter_chunk, prepared.spec
-        source = (
-            f"bootstrap particle filter ({n_particles} particles, {members} members kept)"
-            if method == "bpf"
-            else f"stochastic ensemble Kalman filter ({members} members)"
+        names = {"bpf": "bootstrap particle filter", "enkf": "stochastic EnKF", "etkf": "ETKF"}
+        size = (
+            f"{n_particles} particles, {members} kept" if method == "bpf" else f"{members} members"
         )
+        settings = ", ".join(f"{k}={v}" for k, v in options.items() if k in FILTER_OPTIONS[method])
+        source = f"{names[method]} ({size}; {settings})"
         particles = n_particles if method == "bpf" else None
-        call = _call_text("assimilate", method=method, particles=particles, **common)
+        call = call_text("assimilate", method=method, particles=particles, **common, **{
+            k: v for k, v in options.items() if k in FILTER_OPTIONS[method]
+        })  # fmt: skip
     raw = map_steps(
         func,
         prepared,

@@ -176,3 +176,14 @@ def load_model(name_or_path: str | os.PathLike[str] | Model) -> Model:
     path = resolve_model_path(name_or_path)
     card = load_card(path)
     return Model(card, path)
+
+
+def load_flowdas(model: Any = None) -> Model:
+    """An assimilation model by name, path or handle (default ``lorenz63-flowdas``); other kinds are refused."""
+    m = load_model(model if model is not None else "lorenz63-flowdas")
+    if m.card.kind != "assimilation":
+        raise ValueError(
+            f"model {m.name!r} is a {m.card.kind} model; assimilate and forecast need an "
+            "assimilation model (see xsfm.list_models())"
+        )
+    return m

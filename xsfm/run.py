@@ -94,18 +94,18 @@ def filter_chunk(hist: np.ndarray, index: np.ndarray, y: np.ndarray, **kw: Any) 
     common = {"state_ndim": kw["state_ndim"], "generators": gens}
     if kw["method"] == "bpf":
         result = bootstrap_particle_filter(
-            x0_t,
-            y_t,
-            kw["transition"],
-            kw["operator"],
-            particles=kw["particles"],
-            keep=kw["members"],
-            **common,
-        )
+            x0_t, y_t, kw["transition"], kw["operator"], particles=kw["particles"],
+            keep=kw["members"], **kw["options"], **common,
+        )  # fmt: skip
     else:
+        options = dict(kw["options"])
+        positions = options.pop("obs_positions", None)
+        if positions is not None:
+            options["obs_positions"] = to_torch(positions, device=kw["device"])
         result = ensemble_kalman_filter(
-            x0_t, y_t, kw["transition"], kw["operator"], members=kw["members"], **common
-        )
+            x0_t, y_t, kw["transition"], kw["operator"], members=kw["members"], **options,
+            **common,
+        )  # fmt: skip
     values = np.moveaxis(from_torch(result.ensemble.double().cpu()), 2, 1)  # [n, K, T, *state]
     return values.reshape(*index.shape, *values.shape[1:])
 

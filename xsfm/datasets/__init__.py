@@ -5,6 +5,7 @@ The simulators import torch, so they load on first use: ``import xsfm.datasets``
 lazily in the submodules named after their concepts:
 
 * :mod:`xsfm.datasets.lorenz` -- Lorenz-63 with model noise (simulator, transition, operator);
+* :mod:`xsfm.datasets.lorenz_96` -- the Lorenz-96 ring (simulator, transition);
 * :mod:`xsfm.datasets.kolmogorov_solver` -- the pseudo-spectral solver (with
   :mod:`~xsfm.datasets.kolmogorov_diagnostics` and the grid helpers of
   :mod:`~xsfm.datasets.kolmogorov_grid`);
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from xsfm.datasets.kolmogorov_data import kolmogorov
     from xsfm.datasets.kolmogorov_misaligned import kolmogorov_pairs
     from xsfm.datasets.lorenz import lorenz63, lorenz63_operator, lorenz63_transition
+    from xsfm.datasets.lorenz_96 import lorenz96, lorenz96_transition
 
 __all__ = [
     "kolmogorov",
@@ -38,6 +40,8 @@ __all__ = [
     "lorenz63",
     "lorenz63_operator",
     "lorenz63_transition",
+    "lorenz96",
+    "lorenz96_transition",
 ]
 
 _LAZY = {
@@ -46,6 +50,8 @@ _LAZY = {
     "lorenz63": "xsfm.datasets.lorenz",
     "lorenz63_operator": "xsfm.datasets.lorenz",
     "lorenz63_transition": "xsfm.datasets.lorenz",
+    "lorenz96": "xsfm.datasets.lorenz_96",
+    "lorenz96_transition": "xsfm.datasets.lorenz_96",
 }
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "MEMBER_ATTRS",
     "OUT_TIME",
     "assemble_output",
+    "call_text",
     "extend_history",
     "label_steps",
     "provenance_attrs",
@@ -154,3 +155,8 @@ def provenance_attrs(obj: xr.DataArray | xr.Dataset) -> dict[str, Any]:
         if isinstance(obj, xr.Dataset)
         else {k: v for k, v in obj.attrs.items() if k == "history"}
     )
+
+
+def call_text(kind: str, **kwargs: Any) -> str:
+    """The call as ``history`` records it: ``kind(k=v, ...)``, None values left out."""
+    return f"{kind}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if v is not None) + ")"

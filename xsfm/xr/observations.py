@@ -144,7 +144,8 @@ def prepare_observations(
     steps = steps[order]
     if units is not None:
         if "units" in obs.attrs or "GRIB_units" in obs.attrs:
-            obs = convert(obs, units, name=str(obs.name or "obs"))
+            fix = f"the observation operator expects {units!r}: give obs in units convertible to it"
+            obs = convert(obs, units, name=str(obs.name or "obs"), fix=fix)
         else:
             notes.append(f"obs has no 'units' attribute: taken in the operator's units {units!r}")
     if obs.chunks is None:

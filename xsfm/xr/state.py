@@ -198,7 +198,8 @@ def prepare_state(
     for d, labels in (state_labels or {}).items():
         da = _match_state_labels(da, d, labels, label, model)
     if spec and spec.get("units"):
-        da = convert(da, spec["units"], name=str(da.name or "state"))
+        fix = f"{model} takes its state in {spec['units']!r}: give the state in units convertible to it"
+        da = convert(da, spec["units"], name=str(da.name or "state"), fix=fix)
     if not _is_lazy(da):
         raise_all(check_values(da.values, label, allow_nan=False), f"the state for {model}")
 

@@ -59,8 +59,8 @@ def resolve_time_step(
     times
         Values of the time coordinate (to choose number or timedelta).
     attrs
-        Attributes of the time coordinate: a coordinate with ``units: "1"`` counts steps, so its
-        time step defaults to 1.
+        Attributes of the time coordinate: its ``time_step`` attribute, when present, is the
+        default; else a coordinate with ``units: "1"`` counts steps, so its time step is 1.
     time_dim
         Name of the time dim (for messages).
     where
@@ -73,6 +73,9 @@ def resolve_time_step(
     """
     note = None
     step = given if given is not None else card_step
+    if step is None and "time_step" in attrs:
+        step = attrs["time_step"]
+        note = f"time step {step} from the {time_dim!r} coordinate's time_step attribute"
     if step is None:
         if not _is_datetime(times) and str(attrs.get("units", "")).strip() == "1":
             step, note = (

@@ -236,6 +236,7 @@ def convert(
     *,
     name: str | None = None,
     standard_name: str | None = None,
+    fix: str | None = None,
 ) -> xr.DataArray:
     """Convert a DataArray's values to ``units`` and set ``attrs["units"]`` to that string.
 
@@ -258,6 +259,9 @@ def convert(
         The target's ``standard_name``. Only used to allow geopotential height <-> geopotential
         (multiply or divide by :data:`G0`) when the variable's ``standard_name`` says it is the
         other one; the result then carries the target ``standard_name``.
+    fix
+        What an incompatible-units error suggests first (default: selecting another variable with
+        ``variables=``, as the downscaling face allows).
 
     Returns
     -------
@@ -341,9 +345,14 @@ def convert(
             raise UnitsError(
                 f"{label} has units {source_text!r} "
                 f"({source.dimensionality}), which cannot be converted to {units!r} "
-                f"({target.dimensionality}){hint}; check that the right variable was selected "
-                f"(override with variables={{{override}: 'your_name'}}) "
-                f"or fix {expr}.attrs['units']"
+                f"({target.dimensionality}){hint}; "
+                + (
+                    fix
+                    if fix is not None
+                    else "check that the right variable was selected "
+                    f"(override with variables={{{override}: 'your_name'}})"
+                )
+                + f" or fix {expr}.attrs['units']"
             )
 
     scale, offset = _affine(source, target)
