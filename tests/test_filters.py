@@ -57,47 +57,28 @@ def test_the_analysis_is_the_kalman_update(kind):
 
 
 @pytest.mark.parametrize("kind", ["stochastic", "etkf"])
-def test_inflation_inflates_states_and_predicted_observations_together(kind):
+def test_inflation_scales_the_analysis_anomalies_and_carries_into_the_forecast(kind):
     prior = _prior(50, seed=1)
-    y = torch.tensor([[[0.3, 1.7]]], dtype=torch.float64)
-    inflated = ensemble_kalman_filter(
-        prior, y, _still, IDENTITY, 0.7, members=50, kind=kind, inflation=1.3, seed=4, state_ndim=1
+    y = torch.tensor([[[0.3, 1.7], [float("nan")] * 2]], dtype=torch.float64)
+    common = {"members": 50, "kind": kind, "seed": 4, "state_ndim": 1}
+    inflated = ensemble_kalman_filter(prior, y, _walk, IDENTITY, 0.7, inflation=1.3, **common)
+    plain = ensemble_kalman_filter(prior, y, _walk, IDENTITY, 0.7, **common)
+    analysis = plain.ensemble[:, 0]
+    mean = analysis.mean(1, keepdim=True)
+    torch.testing.assert_close(
+        inflated.ensemble[:, 0], mean + 1.3 * (analysis - mean), rtol=1e-12, atol=1e-12
     )
-    mean = prior.mean(1, keepdim=True)
-    by_hand = ensemble_kalman_filter(
-        mean + 1.3 * (prior - mean),
-        y,
-        _still,
-        IDENTITY,
-        0.7,
-        members=50,
-        kind=kind,
-        seed=4,
-        state_ndim=1,
-    )
-    torch.testing.assert_close(inflated.ensemble, by_hand.ensemble, rtol=1e-12, atol=1e-12)
-    plain = ensemble_kalman_filter(
-        prior, y, _still, IDENTITY, 0.7, members=50, kind=kind, seed=4, state_ndim=1
-    )
-    one = ensemble_kalman_filter(
-        prior,
-        y,
-        _still,
-        IDENTITY,
-        0.7,
-        members=50,
-        kind=kind,
-        seed=4,
-        inflation=1.0,
-        state_ndim=1,
-    )
+    # the forecast step after it starts from the inflated ensemble (and is not inflated itself)
+    noise = inflated.ensemble[:, 1] - inflated.ensemble[:, 0]
+    torch.testing.assert_close(noise, plain.ensemble[:, 1] - plain.ensemble[:, 0])
+    one = ensemble_kalman_filter(prior, y, _walk, IDENTITY, 0.7, inflation=1.0, **common)
     torch.testing.assert_close(plain.ensemble, one.ensemble, rtol=0, atol=0)
-    # no observation, no analysis, no inflation
-    missing = ensemble_kalman_filter(
-        prior, torch.full_like(y, float("nan")), _still, IDENTITY, 0.7, members=50, kind=kind,
-        inflation=1.3, state_ndim=1,
-    )  # fmt: skip
-    torch.testing.assert_close(missing.ensemble[:, 0], prior, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="inflation"):
+        ensemble_kalman_filter(prior, y, _walk, IDENTITY, 0.7, inflation=0.9, **common)
+
+
+def _walk(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    return x + 0.1 * z
 
 
 def test_gaspari_cohn_closed_form():

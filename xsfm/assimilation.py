@@ -144,11 +144,11 @@ def assimilate(
         FlowDAS only (an extension of the paper): ``True``/``"likelihood"``, ``"diverged"`` or
         ``"predictive"``; see :meth:`xsfm.models.flowdas.FlowDAS.assimilate`.
     inflation, localisation, period
-        EnKF/ETKF: multiplicative inflation of the forecast anomalies at each analysis; the
+        EnKF/ETKF: multiplicative inflation of the analysis anomalies after each analysis; the
         Gaspari-Cohn half-width in grid steps of the state dim (taper zero beyond twice it); the
         period of a periodic state dim (e.g. 40 for Lorenz-96).
     regularisation, resample_threshold
-        BPF: jitter after resampling in units of the Silverman bandwidth; resample only when the
+        BPF: jitter of duplicates after resampling in kernel bandwidths; resample only when the
         effective sample size is below this fraction of the particles (None: at every step).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.

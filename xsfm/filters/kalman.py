@@ -5,13 +5,16 @@ updated with the Kalman gain estimated from it, with ``h = A(x)`` evaluated per 
 nonlinear operators are handled the usual way), ``R = diag(gamma**2)`` (one std per observed
 element, or one for all) and missing elements (NaN) given no weight.
 
-* **Inflation** (Anderson & Anderson 1999): at each analysis the forecast anomalies are multiplied
-  by ``inflation`` *before* the observations of the members are computed, so the state spread and
-  the predicted observations' spread are inflated together; steps without observations are not
-  inflated.
+* **Inflation** (Anderson & Anderson 1999): after each analysis the analysis anomalies are
+  multiplied by ``inflation``, as DAPPER does, so the next forecast, its state spread and its
+  predicted observations all start from the inflated ensemble; steps without observations are not
+  inflated. (Inflating the forecast anomalies instead was measured on DAPPER's Lorenz-63 setting:
+  no better, see ``studies/dapper_parity.py``.)
 * **Stochastic EnKF** (Burgers, van Leeuwen & Evensen 1998): every member assimilates the
   observation plus its own noise draw ``gamma * eps``; the draws are **centred** over the members so
-  the analysis mean equals the Kalman update of the forecast mean.
+  the analysis mean equals the Kalman update of the forecast mean, and scaled by
+  ``sqrt(M / (M - 1))`` so their expected sample covariance is still ``R`` (as DAPPER's
+  ``PertObs`` does).
 * **ETKF** (Bishop et al. 2001; the symmetric form of Hunt, Kostelich & Szunyogh 2007): with
   ``Y = R^{-1/2} (H(x_m) - mean)`` the scaled observation anomalies ``[M, m]`` and the eigen-
   decomposition ``Y Y^T = V diag(lambda) V^T``, the analysis is ``x_a = mean + (w + W)^T X`` with
@@ -65,7 +68,7 @@ def _stochastic_update(
     if rho is not None:
         c_xh, c_hh = c_xh * rho[0], c_hh * rho[1]
     c_hh = c_hh + torch.diag_embed(gamma.pow(2)).expand_as(c_hh)
-    eps = eps - eps.mean(1, keepdim=True)
+    eps = (eps - eps.mean(1, keepdim=True)) * math.sqrt(members / (members - 1))
     innovation = y + gamma * eps - hf  # [B, M, m]
     innovation = torch.where(missing, torch.zeros_like(innovation), innovation)
     gain_t = torch.linalg.solve(c_hh, c_xh.transpose(1, 2))  # K^T = C_hh^{-1} C_hx: [B, m, n]
@@ -141,7 +144,7 @@ def ensemble_kalman_filter(
     members
         Ensemble size ``M``.
     inflation
-        Multiplicative inflation of the forecast anomalies at each analysis (1: none).
+        Multiplicative inflation of the analysis anomalies after each analysis (1: none).
     kind
         ``"stochastic"`` (perturbed observations, centred) or ``"etkf"`` (deterministic square root).
     localisation
@@ -192,10 +195,6 @@ def ensemble_kalman_filter(
             members_out.append(x)
             continue
         xf = x.reshape(batch, members, n)
-        if inflation != 1.0:
-            mean = xf.mean(1, keepdim=True)
-            inflated = mean + inflation * (xf - mean)
-            xf = torch.where(any_obs[:, None, None], inflated, xf)
         hf = op(xf.reshape(batch, members, *state_shape)).reshape(batch, members, -1)
         if gamma is None:
             gamma = observation_std(std_source, obs_shape, x)
@@ -209,6 +208,9 @@ def ensemble_kalman_filter(
             xa = _stochastic_update(xf, hf, y_flat, e, gamma, missing, rho)  # type: ignore[arg-type]
         else:
             xa = _etkf_update(xf, hf, y_flat, gamma, missing, rho)  # type: ignore[arg-type]
+        if inflation != 1.0:
+            mean = xa.mean(1, keepdim=True)
+            xa = torch.where(any_obs[:, None, None], mean + inflation * (xa - mean), xa)
         x = xa.reshape(batch, members, *state_shape)
         members_out.append(x)
     ensemble = torch.stack(members_out, 1)

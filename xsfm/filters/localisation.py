@@ -20,8 +20,8 @@ periodic (Lorenz-96's ring of 40 sites: period 40).
 
 Examples
 --------
->>> gaspari_cohn(torch.tensor([0.0, 1.0, 2.0, 3.0])).tolist()
-[1.0, 0.2083333134651184, 0.0, 0.0]
+>>> gaspari_cohn(torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)).tolist()
+[1.0, 0.20833333333333326, 0.0, 0.0]
 """
 
 from __future__ import annotations

@@ -6,12 +6,15 @@ systematically: at every step (``resample_threshold=None``, the plain bootstrap 
 Salmond & Smith 1993), or only when the effective sample size falls below
 ``resample_threshold * P`` (weights carried over otherwise).
 
-**Regularisation** (Musso, Oudjane & Le Gland 2001): on a deterministic model, resampled copies of
-one particle stay identical forever and the cloud collapses. After each resampling every particle
-is jittered by ``h * h_opt * L z`` with ``L L^T`` the weighted covariance of the cloud before
-resampling, ``z`` standard normal and ``h_opt = (4 / (P (n + 2)))^(1 / (n + 4))`` the
-Gaussian-kernel bandwidth (Silverman 1986) for ``P`` particles in ``n`` dimensions; ``h =
-regularisation`` scales it (0: none).
+**Regularisation** (Musso, Oudjane & Le Gland 2001; Doucet et al. 2001, section 12.2.2): on a
+deterministic model, resampled copies of one particle stay identical forever and the cloud
+collapses. After each resampling every *duplicate* (each copy after the first of a particle) is
+jittered by ``h * h_opt * L z``: ``L L^T`` is the unbiased weighted covariance of the cloud before
+resampling (divided by ``1 - sum(w**2)``; the unweighted one when a single particle holds all the
+weight), ``z`` standard normal, ``h_opt = P^(-1 / (n + 4))`` the rule-of-thumb kernel bandwidth
+(Scott 1992) for ``P`` particles in ``n`` dimensions, and ``h = regularisation`` scales it (0:
+none). These are the conventions of DAPPER's ``PartFilt`` (``reg``, ``NER``), so its settings carry
+over.
 """
 
 from __future__ import annotations
@@ -34,24 +37,27 @@ from xsfm.filters.common import (
 from xsfm.observations import Observation, as_operator
 from xsfm.sampling.guidance import systematic_resample
 
-__all__ = ["bootstrap_particle_filter", "silverman_bandwidth"]
+__all__ = ["bootstrap_particle_filter", "kernel_bandwidth"]
 
 
-def silverman_bandwidth(particles: int, dim: int) -> float:
-    """Bandwidth of a Gaussian kernel for ``particles`` draws in ``dim`` dimensions.
+def kernel_bandwidth(particles: int, dim: int) -> float:
+    """Rule-of-thumb bandwidth ``P^(-1/(n+4))`` of a Gaussian kernel for ``P`` draws in ``n`` dims.
 
     Examples
     --------
-    >>> round(silverman_bandwidth(100, 3), 4)
-    0.4958
+    >>> round(kernel_bandwidth(100, 3), 4)
+    0.5179
     """
-    return (4.0 / (particles * (dim + 2))) ** (1.0 / (dim + 4))
+    return float(particles) ** (-1.0 / (dim + 4))
 
 
 def _jitter(x: torch.Tensor, w: torch.Tensor, z: torch.Tensor, scale: float) -> torch.Tensor:
-    """``scale * L z`` per trajectory, ``L L^T`` the weighted covariance of ``x [B, P, n]``."""
+    """``scale * L z`` per trajectory, ``L L^T`` the unbiased weighted covariance of ``x [B, P, n]``."""
+    degenerate = w.max(1).values > 1 - 1e-10
+    w = torch.where(degenerate[:, None], torch.full_like(w, 1.0 / w.shape[1]), w)
     mean = (w[..., None] * x).sum(1, keepdim=True)
-    anomalies = (x - mean) * w[..., None].sqrt()
+    unbias = 1.0 / (1.0 - w.pow(2).sum(1))
+    anomalies = (x - mean) * (w * unbias[:, None])[..., None].sqrt()
     cov = anomalies.transpose(1, 2) @ anomalies
     n = cov.shape[-1]
     eye = torch.eye(n, dtype=x.dtype, device=x.device)
@@ -101,10 +107,10 @@ def bootstrap_particle_filter(
         needs ``resample_threshold=None``); 0 (default) stores no history.
     resample_threshold
         None (default): resample at every step. A fraction: resample a trajectory's cloud only
-        when its effective sample size is below ``resample_threshold * P`` (DAPPER's ``NER``).
+        when its effective sample size is at most ``resample_threshold * P`` (DAPPER's ``NER``).
     regularisation
-        Jitter after resampling, in units of the Silverman bandwidth (see the module docstring;
-        DAPPER's ``reg``). 0: none.
+        Jitter of duplicated particles after resampling, in units of the kernel bandwidth (see the
+        module docstring; DAPPER's ``reg``). 0: none.
     state_ndim
         Number of state axes (default: ``x0.ndim - 1``).
     generators, seed
@@ -137,7 +143,7 @@ def bootstrap_particle_filter(
     x, gens, state_shape = prepare_ensemble(x0, obs, particles, state_ndim, generators, seed)
     batch, n_steps = obs.shape[:2]
     n = math.prod(state_shape)
-    scale = regularisation * silverman_bandwidth(particles, n)
+    scale = regularisation * kernel_bandwidth(particles, n)
     means, variances, kept, ess_all = [], [], [], []
     clouds: list[torch.Tensor] = []
     lineage: list[torch.Tensor] = []
@@ -181,11 +187,15 @@ def bootstrap_particle_filter(
         ancestors = systematic_resample(w, u_resample)
         resampled = gather(flat, ancestors)
         if jitter_z is not None:
-            resampled = resampled + _jitter(flat, w, jitter_z, scale)
+            # jitter the duplicates only: the indices are sorted, so a copy follows its original
+            duplicate = torch.zeros_like(ancestors, dtype=torch.bool)
+            duplicate[:, 1:] = ancestors[:, 1:] == ancestors[:, :-1]
+            jitter = _jitter(flat, w, jitter_z, scale)
+            resampled = resampled + torch.where(duplicate[..., None], jitter, 0.0)
         if resample_threshold is None:
             x, logw = resampled.reshape(x.shape), None
         else:
-            now = ess < resample_threshold * particles  # [B]
+            now = ess <= resample_threshold * particles  # [B]
             x = torch.where(now[:, None, None], resampled, flat).reshape(x.shape)
             logw = torch.where(now[:, None], torch.full_like(w, -math.log(particles)), w.log())
         if paths:
