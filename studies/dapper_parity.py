@@ -674,16 +674,16 @@ XSFM_METHODS: dict[str, dict[str, dict[str, Any]]] = {
     # Gaspari-Cohn half-width / 1.82 (tools/localization.py:124), so xsfm's half-width is 1.82 x it
     "l63": {
         "enkf_pertobs_n10": {"method": "enkf", "members": 10, "inflation": 1.04},
-        "etkf_n10": {"method": "etkf", "members": 10, "inflation": 1.02},
+        "etkf_n10": {"method": "etkf", "members": 10, "inflation": 1.02, "rotate": True},
         "etkf_n10_norot": {"method": "etkf", "members": 10, "inflation": 1.02},
         "pf_n100": {"method": "bpf", "members": 100, "regularisation": 2.4, "threshold": 0.3},
         "pf_n800": {"method": "bpf", "members": 800, "regularisation": 0.9, "threshold": 0.2},
     },
     "l96": {
         "enkf_pertobs_n40": {"method": "enkf", "members": 40, "inflation": 1.06},
-        "etkf_n40": {"method": "etkf", "members": 40, "inflation": 1.013},
+        "etkf_n40": {"method": "etkf", "members": 40, "inflation": 1.013, "rotate": True},
         "etkf_n40_norot": {"method": "etkf", "members": 40, "inflation": 1.013},
-        "etkf_n24": {"method": "etkf", "members": 24, "inflation": 1.013},
+        "etkf_n24": {"method": "etkf", "members": 24, "inflation": 1.013, "rotate": True},
         "letkf_n7": {
             "method": "etkf",
             "members": 7,
@@ -694,6 +694,23 @@ XSFM_METHODS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 KEPT = 100  # particle-filter members kept per step (their mean estimates the weighted mean)
+
+
+def _xsfm_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
+    """The options ``state.sfm.assimilate`` gets for one method (as the report prints them)."""
+    out: dict[str, Any] = {"method": spec["method"]}
+    if spec["method"] == "bpf":
+        out.update(
+            particles=spec["members"],
+            regularisation=spec["regularisation"],
+            resample_threshold=spec["threshold"],
+        )
+    else:
+        out.update(members=spec["members"], inflation=spec["inflation"])
+        for key in ("rotate", "localisation", "period"):
+            if key in spec:
+                out[key] = round(spec[key], 4) if isinstance(spec[key], float) else spec[key]
+    return out
 
 
 def run_xsfm(
@@ -741,7 +758,7 @@ def run_xsfm(
         )
     else:
         options.update(members=n, inflation=spec["inflation"])
-        for key in ("localisation", "period"):
+        for key in ("rotate", "localisation", "period"):
             if key in spec:
                 options[key] = spec[key]
     ana = ens.sfm.assimilate(y, **options)
@@ -759,7 +776,10 @@ def cmd_xsfm(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     cache = Path(args.out)
+    target = cache / "xsfm_results.json"
     results: dict[str, Any] = {"seeds": [], "results": {}}
+    if target.exists():  # a run of some settings or methods updates the others' results in place
+        results = json.loads(target.read_text())
     for setting, methods in XSFM_METHODS.items():
         if args.settings and setting not in args.settings:
             continue
@@ -785,7 +805,6 @@ def cmd_xsfm(args: argparse.Namespace) -> None:
                     f"{setting} {key} seed {seed}: rmse.a {rmse:.4f} ({seconds:.1f} s)", flush=True
                 )
         results["seeds"] = sorted(set(results["seeds"]) | set(args.seeds))
-    target = cache / "xsfm_results.json"
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=1))
     tmp.replace(target)
@@ -912,9 +931,9 @@ def cmd_report(args: argparse.Namespace) -> None:
             x0 = "[" + ", ".join(f"{v:g}" for v in s["x0_mean"]) + "]"
         else:
             x0 = f"(1, 0, …, 0) ∈ R^{len(s['x0_mean'])}"
-        header = ["method", "DAPPER call", "DAPPER quotes", "DAPPER"]
+        header = ["method", "DAPPER call", "DAPPER quotes", "runs per seed", "DAPPER"]
         if have_xsfm:
-            header += ["xsfm", "\\|Δ\\| / DAPPER std", "within spread", "paired Δ"]
+            header += ["xsfm call", "xsfm", "\\|Δ\\| / DAPPER std", "within spread", "paired Δ"]
         lines += [
             f"## {s['title']} (`{setting}`)",
             "",
@@ -934,7 +953,17 @@ def cmd_report(args: argparse.Namespace) -> None:
             x_runs = x_methods.get(key)
             row = _compare(d_runs, x_runs) if d_runs else {"xsfm": _xsfm_only(x_runs)}
             summary[setting][key] = row
-            cells = [name, call, quoted, _fmt(row.get("dapper"))]
+            streams = [
+                len(r.get("rmse_a_streams", [0]))
+                for runs in (d_runs or {}, x_runs or {})
+                for r in runs.values()
+            ]
+            runs_text = (
+                f"{min(streams)}"
+                if streams and min(streams) == max(streams)
+                else (f"{min(streams)}-{max(streams)}" if streams else "—")
+            )
+            cells = [name, call, quoted, runs_text, _fmt(row.get("dapper"))]
             if d_runs:
                 values = {k: r["rmse_a"] for k, r in d_runs.items()}
                 median = float(np.median(list(values.values())))
@@ -958,7 +987,14 @@ def cmd_report(args: argparse.Namespace) -> None:
                     )
                 ratio = row.get("diff_over_dapper_std")
                 paired = row.get("paired_diff")
+                spec = XSFM_METHODS.get(setting, {}).get(key)
+                xsfm_call = (
+                    "—"
+                    if spec is None
+                    else "`" + ", ".join(f"{k}={v!r}" for k, v in _xsfm_kwargs(spec).items()) + "`"
+                )
                 cells += [
+                    xsfm_call,
                     _fmt(row.get("xsfm")),
                     "—" if ratio is None else f"{ratio:.2f}",
                     "—" if within is None else ("yes" if within else "**no**"),

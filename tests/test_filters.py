@@ -213,3 +213,17 @@ def test_filters_from_xarray_with_their_options():
         ens.sfm.assimilate(ds.obs, method="bpf", inflation=1.1, **common)
     with pytest.raises(ValueError, match=r"takes none of \['regularisation'\]"):
         ens.sfm.assimilate(ds.obs, method="enkf", regularisation=1.0, **common)
+
+
+def test_a_random_rotation_keeps_the_etkf_mean_and_covariance():
+    prior = _prior(12, seed=5)
+    y = torch.tensor([[[0.3, 1.7]]], dtype=torch.float64)
+    common = {"members": 12, "kind": "etkf", "state_ndim": 1}
+    plain = ensemble_kalman_filter(prior, y, _still, IDENTITY, 0.7, **common)
+    rotated = ensemble_kalman_filter(prior, y, _still, IDENTITY, 0.7, rotate=True, **common)
+    a, b = plain.ensemble[0, 0], rotated.ensemble[0, 0]
+    torch.testing.assert_close(b.mean(0), a.mean(0), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.cov(b.T), torch.cov(a.T), rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="rotate is an ETKF option"):
+        ensemble_kalman_filter(prior, y, _still, IDENTITY, 0.7, members=12, rotate=True)

@@ -58,7 +58,7 @@ METHODS = ("flowdas", "bpf", "enkf", "etkf")
 FILTER_OPTIONS = {
     "bpf": ("regularisation", "resample_threshold"),
     "enkf": ("inflation", "localisation", "period"),
-    "etkf": ("inflation", "localisation", "period"),
+    "etkf": ("inflation", "rotate", "localisation", "period"),
 }
 
 
@@ -82,6 +82,7 @@ def assimilate(
     member_dim: str = "member",
     resample_members: bool | str = False,
     inflation: float = 1.0,
+    rotate: bool = False,
     localisation: float | None = None,
     period: float | None = None,
     regularisation: float = 0.0,
@@ -147,6 +148,9 @@ def assimilate(
         EnKF/ETKF: multiplicative inflation of the analysis anomalies after each analysis; the
         Gaspari-Cohn half-width in grid steps of the state dim (taper zero beyond twice it); the
         period of a periodic state dim (e.g. 40 for Lorenz-96).
+    rotate
+        ETKF: a random mean-preserving rotation of the anomalies after each analysis (DAPPER's
+        ``rot``).
     regularisation, resample_threshold
         BPF: jitter of duplicates after resampling in kernel bandwidths; resample only when the
         effective sample size is below this fraction of the particles (None: at every step).
@@ -270,6 +274,7 @@ def assimilate(
             raise ValueError(f"guidance options are FlowDAS options; method={method!r} takes none")
         given = {
             "inflation": inflation != 1.0,
+            "rotate": bool(rotate),
             "localisation": localisation is not None,
             "period": period is not None,
             "regularisation": regularisation != 0.0,
@@ -291,6 +296,8 @@ def assimilate(
             components = source.get("components") if direct else None
             positions = None if components is None else np.asarray(components, float).reshape(-1, 1)
             options = {"inflation": inflation, "localisation": localisation, "period": period}
+            if method == "etkf":
+                options["rotate"] = bool(rotate)
             options.update(kind="stochastic" if method == "enkf" else "etkf")
             options.update(obs_positions=positions)
         kwargs.update(method=method, transition=transition, particles=n_particles, options=options)

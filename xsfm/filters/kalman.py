@@ -120,6 +120,7 @@ def ensemble_kalman_filter(
     members: int = 64,
     inflation: float = 1.0,
     kind: str = "stochastic",
+    rotate: bool = False,
     localisation: float | None = None,
     state_positions: torch.Tensor | None = None,
     obs_positions: torch.Tensor | None = None,
@@ -147,6 +148,10 @@ def ensemble_kalman_filter(
         Multiplicative inflation of the analysis anomalies after each analysis (1: none).
     kind
         ``"stochastic"`` (perturbed observations, centred) or ``"etkf"`` (deterministic square root).
+    rotate
+        ETKF only: after each analysis, mix the anomalies with a random mean-preserving orthogonal
+        matrix (Sakov & Oke 2008; DAPPER's ``rot``), which keeps a small deterministic ensemble
+        from locking into a few directions; mean and covariance are unchanged.
     localisation
         Gaspari-Cohn half-width in the units of the positions (None: no localisation); the taper
         is zero beyond twice it.
@@ -173,6 +178,8 @@ def ensemble_kalman_filter(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if rotate and kind != "etkf":
+        raise ValueError("rotate is an ETKF option (kind='etkf')")
     if not (inflation >= 1.0 and math.isfinite(inflation)):
         raise ValueError(f"inflation must be a finite number >= 1, got {inflation}")
     if members < 2:
@@ -190,6 +197,7 @@ def ensemble_kalman_filter(
         y = obs[:, t].to(x.dtype).unsqueeze(1)
         obs_shape = tuple(y.shape[2:])
         eps = normals(gens, (members, *obs_shape), x) if kind == "stochastic" else None
+        spin = normals(gens, (members - 1, members - 1), x) if rotate else None
         any_obs = ~torch.isnan(y).reshape(batch, -1).all(1)  # [B]
         if not bool(any_obs.any()):
             members_out.append(x)
@@ -211,6 +219,10 @@ def ensemble_kalman_filter(
         if inflation != 1.0:
             mean = xa.mean(1, keepdim=True)
             xa = torch.where(any_obs[:, None, None], mean + inflation * (xa - mean), xa)
+        if spin is not None:
+            mean = xa.mean(1, keepdim=True)
+            rotated = mean + _mean_preserving_rotation(spin) @ (xa - mean)
+            xa = torch.where(any_obs[:, None, None], rotated, xa)
         x = xa.reshape(batch, members, *state_shape)
         members_out.append(x)
     ensemble = torch.stack(members_out, 1)
@@ -221,6 +233,25 @@ def ensemble_kalman_filter(
         ess=torch.full((batch, n_steps), float(members), dtype=x.dtype, device=x.device),
         log_evidence=torch.full((batch,), float("nan"), dtype=x.dtype, device=x.device),
     )
+
+
+def _mean_preserving_rotation(z: torch.Tensor) -> torch.Tensor:
+    """Random orthogonal ``[B, M, M]`` with ``Q 1 = 1``, from normals ``z [B, M-1, M-1]``.
+
+    ``Q = V diag(1, R) V^T`` with ``V`` an orthonormal basis whose first vector is ``1 / sqrt(M)``
+    and ``R`` Haar-distributed (the QR decomposition of ``z`` with the signs of ``diag(r)``).
+    """
+    members = z.shape[-1] + 1
+    q, r = torch.linalg.qr(z)
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+    start = torch.eye(members, dtype=z.dtype, device=z.device)
+    start[:, 0] = 1.0
+    basis, _ = torch.linalg.qr(start)
+    basis = basis * torch.sign(basis[0, 0])
+    inner = torch.zeros(z.shape[0], members, members, dtype=z.dtype, device=z.device)
+    inner[:, 0, 0] = 1.0
+    inner[:, 1:, 1:] = q
+    return basis @ inner @ basis.T
 
 
 def _tapers(

@@ -8,13 +8,13 @@ Salmond & Smith 1993), or only when the effective sample size falls below
 
 **Regularisation** (Musso, Oudjane & Le Gland 2001; Doucet et al. 2001, section 12.2.2): on a
 deterministic model, resampled copies of one particle stay identical forever and the cloud
-collapses. After each resampling every *duplicate* (each copy after the first of a particle) is
-jittered by ``h * h_opt * L z``: ``L L^T`` is the unbiased weighted covariance of the cloud before
-resampling (divided by ``1 - sum(w**2)``; the unweighted one when a single particle holds all the
-weight), ``z`` standard normal, ``h_opt = P^(-1 / (n + 4))`` the rule-of-thumb kernel bandwidth
-(Scott 1992) for ``P`` particles in ``n`` dimensions, and ``h = regularisation`` scales it (0:
-none). These are the conventions of DAPPER's ``PartFilt`` (``reg``, ``NER``), so its settings carry
-over.
+collapses. After each resampling every copy of a particle drawn more than once is jittered by
+``h * h_opt * L z``: ``L L^T`` is the unbiased weighted covariance of the cloud before
+resampling (divided by ``1 - sum(w**2)``; the unweighted one when a single particle holds all
+the weight), ``z`` standard normal, ``h_opt = P^(-1 / (n + 4))`` the rule-of-thumb kernel
+bandwidth (Scott 1992) for ``P`` particles in ``n`` dimensions, and ``h = regularisation`` scales
+it (0: none). These are the conventions of DAPPER's ``PartFilt`` (``reg``, ``NER``), so its
+settings carry over.
 """
 
 from __future__ import annotations
@@ -187,9 +187,12 @@ def bootstrap_particle_filter(
         ancestors = systematic_resample(w, u_resample)
         resampled = gather(flat, ancestors)
         if jitter_z is not None:
-            # jitter the duplicates only: the indices are sorted, so a copy follows its original
+            # jitter every copy of a particle drawn more than once (the indices are sorted, so
+            # copies are neighbours); particles drawn once keep their state
+            same = ancestors[:, 1:] == ancestors[:, :-1]
             duplicate = torch.zeros_like(ancestors, dtype=torch.bool)
-            duplicate[:, 1:] = ancestors[:, 1:] == ancestors[:, :-1]
+            duplicate[:, 1:] |= same
+            duplicate[:, :-1] |= same
             jitter = _jitter(flat, w, jitter_z, scale)
             resampled = resampled + torch.where(duplicate[..., None], jitter, 0.0)
         if resample_threshold is None:

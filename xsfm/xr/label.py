@@ -143,7 +143,9 @@ def step_coords(
         coords["observed"] = xr.Variable(
             time_dim,
             np.isin(steps, observed),
-            {"long_name": "an observation was assimilated at this step"},
+            {
+                "long_name": "an observation time falls on this step (its values may still be missing)"
+            },
         )
     return coords
 

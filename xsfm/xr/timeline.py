@@ -12,7 +12,8 @@ Examples
 >>> steps_of(np.array([4, 1, 2]), start=0, time_step=1, name="obs")
 array([4, 1, 2])
 >>> times = np.array(["2020-01-01T12", "2020-01-02T00"], dtype="datetime64[ns]")
->>> steps_of(times, start=np.datetime64("2020-01-01T06"), time_step="6h", name="obs")
+>>> step, _ = resolve_time_step("6h", None, times, {}, time_dim="time", where="the example")
+>>> steps_of(times, start=np.datetime64("2020-01-01T06"), time_step=step, name="obs")
 array([1, 3])
 """
 
