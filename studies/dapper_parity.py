@@ -688,6 +688,7 @@ XSFM_METHODS: dict[str, dict[str, dict[str, Any]]] = {
             "method": "etkf",
             "members": 7,
             "inflation": 1.04,
+            "rotate": True,
             "localisation": 1.82 * 4,
             "period": 40,
         },
