@@ -258,7 +258,20 @@ def assimilate(
     common = {"members": members, "seed": seed}
     kwargs = {**common, "ensemble": prepared.members is not None, "label": prepared.label}
     kwargs.update(device=dev, operator=op)
+    given = {
+        "inflation": inflation != 1.0,
+        "rotate": bool(rotate),
+        "localisation": localisation is not None,
+        "period": period is not None,
+        "regularisation": regularisation != 0.0,
+        "resample_threshold": resample_threshold is not None,
+    }
     if m is not None:
+        if any(given.values()):
+            raise ValueError(
+                f"{[k for k, v in given.items() if v]} are options of the classical filters "
+                "(method='enkf', 'etkf' or 'bpf'), not of FlowDAS"
+            )
         kwargs.update(model=m, n_steps=placed.n_steps, steps=steps, guidance=guidance)
         kwargs.update(guidance_options=guidance_options, resample_members=resample_members)
         func: Callable[..., np.ndarray] = flowdas_chunk
@@ -272,14 +285,6 @@ def assimilate(
     else:
         if guidance is not None or guidance_options:
             raise ValueError(f"guidance options are FlowDAS options; method={method!r} takes none")
-        given = {
-            "inflation": inflation != 1.0,
-            "rotate": bool(rotate),
-            "localisation": localisation is not None,
-            "period": period is not None,
-            "regularisation": regularisation != 0.0,
-            "resample_threshold": resample_threshold is not None,
-        }
         if method != "bpf" and members < 2:
             raise ValueError(f"method={method!r} needs members >= 2 (it estimates covariances)")
         wrong = [k for k, v in given.items() if v and k not in FILTER_OPTIONS[method]]
