@@ -184,23 +184,27 @@ def bootstrap_particle_filter(
         if keep:
             kept.append(gather(x, _keep_indices(w, u_keep, keep)))
         flat = x.reshape(batch, particles, n)
-        ancestors = systematic_resample(w, u_resample)
-        resampled = gather(flat, ancestors)
-        if jitter_z is not None:
-            # jitter every copy of a particle drawn more than once (the indices are sorted, so
-            # copies are neighbours); particles drawn once keep their state
-            same = ancestors[:, 1:] == ancestors[:, :-1]
-            duplicate = torch.zeros_like(ancestors, dtype=torch.bool)
-            duplicate[:, 1:] |= same
-            duplicate[:, :-1] |= same
-            jitter = _jitter(flat, w, jitter_z, scale)
-            resampled = resampled + torch.where(duplicate[..., None], jitter, 0.0)
-        if resample_threshold is None:
-            x, logw = resampled.reshape(x.shape), None
+        # with a threshold, only trajectories whose ESS fell resample; none: nothing to compute
+        now = None if resample_threshold is None else ess <= resample_threshold * particles
+        if now is not None and not bool(now.any()):
+            logw = w.log()
         else:
-            now = ess <= resample_threshold * particles  # [B]
-            x = torch.where(now[:, None, None], resampled, flat).reshape(x.shape)
-            logw = torch.where(now[:, None], torch.full_like(w, -math.log(particles)), w.log())
+            ancestors = systematic_resample(w, u_resample)
+            resampled = gather(flat, ancestors)
+            if jitter_z is not None:
+                # jitter every copy of a particle drawn more than once (the indices are sorted,
+                # so copies are neighbours); particles drawn once keep their state
+                same = ancestors[:, 1:] == ancestors[:, :-1]
+                duplicate = torch.zeros_like(ancestors, dtype=torch.bool)
+                duplicate[:, 1:] |= same
+                duplicate[:, :-1] |= same
+                jitter = _jitter(flat, w, jitter_z, scale)
+                resampled = resampled + torch.where(duplicate[..., None], jitter, 0.0)
+            if now is None:
+                x, logw = resampled.reshape(x.shape), None
+            else:
+                x = torch.where(now[:, None, None], resampled, flat).reshape(x.shape)
+                logw = torch.where(now[:, None], torch.full_like(w, -math.log(particles)), w.log())
         if paths:
             clouds.append(x)
             lineage.append(ancestors)
