@@ -211,8 +211,8 @@ def test_filters_from_xarray_with_their_options():
     assert float(np.sqrt((error**2).mean("site")).isel(time=slice(30, None)).mean()) < 0.5
     with pytest.raises(ValueError, match=r"takes none of \['inflation'\]"):
         ens.sfm.assimilate(ds.obs, method="bpf", inflation=1.1, **common)
+    l63 = xsfm.datasets.lorenz63(trajectories=1, steps=2, burn_in=10)
     with pytest.raises(ValueError, match="options of the classical filters"):
-        l63 = xsfm.datasets.lorenz63(trajectories=1, steps=2, burn_in=10)
         l63.state.isel(time=[0]).sfm.assimilate(l63.obs, inflation=1.1, steps=5)
     with pytest.raises(ValueError, match=r"takes none of \['regularisation'\]"):
         ens.sfm.assimilate(ds.obs, method="enkf", regularisation=1.0, **common)
