@@ -195,6 +195,24 @@ def test_lazy_assimilate_builds_a_graph_and_equals_eager(l63, x0, base):
     _same(whole.compute(), base)
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("method", ["flowdas", "enkf"])
+def test_observations_without_the_trajectory_dim_are_shared(l63, x0, lazy, method):
+    # one observation series for every trajectory (e.g. several filter runs on one truth)
+    shared = l63.obs.sel(trajectory="b", drop=True)
+    explicit = shared.expand_dims(trajectory=x0["trajectory"].values)
+    kw = (
+        dict(KW)
+        if method == "flowdas"  # the filters guess state dims as those obs lacks: name them here
+        else {"method": method, "transition": lorenz63_transition(), "state_dims": ["component"]}
+    )
+    state = x0.chunk(trajectory=1) if lazy else x0
+    out = state.sfm.assimilate(shared, **kw)
+    ref = x0.sfm.assimilate(explicit, **kw)
+    assert out.sizes["trajectory"] == 3
+    np.testing.assert_allclose(out["state"].values, ref["state"].values, atol=1e-4 if lazy else 0)
+
+
 def test_inputs_are_not_mutated(l63, x0):
     before_obs, before_state = l63.obs.copy(deep=True), x0.copy(deep=True)
     x0.sfm.assimilate(l63.obs.isel(time=[4, 2, 1]), **KW)

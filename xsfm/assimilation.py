@@ -134,7 +134,8 @@ def assimilate(
     particles
         Particles of the bootstrap filter (default 1024; with an initial ensemble, its size).
     state_dims
-        State dims for the filters (default: the state's dims that ``obs`` lacks).
+        State dims for the filters (default: the state's dims that ``obs`` lacks; name them
+        when ``obs`` is shared by every trajectory, i.e. lacks a pass-through dim too).
     time_dim, member_dim
         Names of the time and ensemble dims.
     time_step

@@ -83,8 +83,14 @@ def map_rows(
     ``func`` returns ``[N..., *core_out sizes]``.
     """
     lazy = next((da for da, _ in inputs if da.chunks is not None), None)
+    sizes = inputs[0][0].sizes
     arrays = []
     for da, core in inputs:
+        # an input without some sample dim (observations shared by every trajectory) is
+        # broadcast along it (a view, no copy), so each chunk gets one row per sample
+        missing = {d: sizes[d] for d in sample_dims if d not in da.dims}
+        if missing:
+            da = da.expand_dims(missing)
         if lazy is not None:
             along = {d: lazy.chunksizes[d] for d in sample_dims if d in lazy.chunksizes}
             da = da.chunk(
