@@ -91,22 +91,27 @@ def run_demo(
             f"    spectrum error, highest octave {100 * results['spectrum_error_top_octave']:+.1f} %"
         )
         try:
-            from xsfm.plot import downscaling_panel
+            import matplotlib.pyplot as plt
+
+            from xsfm import plot
 
             sdim = [d for d in ens.dims if d not in ("member", *ens.dims[-2:])]
-            pick = dict.fromkeys(sdim, 0)
-            spectra = {
-                "truth": metrics.power_spectrum(ref.isel(pick)),
-                "members": metrics.power_spectrum(ens.isel(pick)).mean("member"),
-                "interpolation": metrics.power_spectrum(base.isel(pick)),
-            }
-            downscaling_panel(
-                coarse[m.card.input_names[0]].isel(pick),
-                ens.isel(pick),
-                ref.isel(pick),
-                spectra=spectra,
-                path=out / "demo.png",
+            pick = {d: ens[d].values[0] if d in ens.indexes else 0 for d in sdim}
+            low = coarse[m.card.input_names[0]]
+            fig = plt.figure(figsize=(15, 8.5), layout="constrained")
+            top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.15])
+            plot.ensemble_panels(ens, ref, low, select=pick, fig=top)
+            axes = bottom.subplots(1, 3)
+            plot.spectra(ens, ref, low, others={"interpolation": base}, ax=axes[0])
+            plot.rank_histogram(ens, ref, ax=axes[1])
+            plot.spread_skill(ens, ref, by="scale", ax=axes[2])
+            bottom.suptitle(
+                f"calibration over all {n_samples} samples: spectra, rank histogram, "
+                "spread against error by scale",
+                fontsize=10,
             )
+            fig.savefig(out / "demo.png", dpi=100)
+            plt.close(fig)
             print(f"  wrote {out / 'demo.png'}")
         except ImportError as err:
             print(f"  (no figure: {err})")
