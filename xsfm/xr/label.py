@@ -4,7 +4,10 @@
 CF Dataset: the ``member`` dim (:data:`MEMBER_ATTRS`), the fine grid's coordinates with CF attrs,
 every variable with the card's ``units``/``standard_name``/``long_name``, provenance in ``source``
 and ``history`` (:func:`extend_history`), and every non-spatial dim and coordinate of the input
-passed through.
+passed through. When the fine grid is in the input grid's coordinate system (a refinement of it, or
+a card grid with the same coordinate names' standard names and units), the input's grid mapping
+and its 2-D latitude/longitude (interpolated) are kept. Every output goes through
+:func:`xsfm.xr.cf.cf_tidy`, so that ``to_netcdf`` writes a CF-1.8 file.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from xsfm._version import __version__
+from xsfm.xr.cf import cf_tidy, interpolate_latlon
 from xsfm.xr.prepare import PreparedInputs, fine_axes
 from xsfm.xr.timeline import step_times
 
@@ -50,12 +54,15 @@ def assemble_output(
     """Label the raw ``(*sample_dims, member, out_channel, fy, fx)`` result as a CF Dataset."""
     axes = fine_axes(model, prepared)
     (fy, (yv, ya)), (fx, (xv, xa)) = axes.items()
+    ya, xa = _axis_attrs(ya, "Y", prepared, model), _axis_attrs(xa, "X", prepared, model)
     result = result.rename({"_fy": fy, "_fx": fx})
     result = result.assign_coords(
         {
             fy: xr.Variable(fy, yv, ya),
             fx: xr.Variable(fx, xv, xa),
-            "member": xr.Variable("member", np.arange(result.sizes["member"]), MEMBER_ATTRS),
+            "member": xr.Variable(
+                "member", np.arange(result.sizes["member"], dtype=np.int32), MEMBER_ATTRS
+            ),
         }
     )
     order = ["member", *prepared.sample_dims, fy, fx]
@@ -71,11 +78,101 @@ def assemble_output(
         if name != "channel" and not set(coord.dims) & {prepared.grid.y_dim, prepared.grid.x_dim}
     }
     out = out.assign_coords(passthrough)
+    out = _keep_grid_geometry(out, model, prepared, source, {fy: yv, fx: xv})
     card = model.card
     attrs = dict(source.attrs)
     attrs["source"] = f"xsfm {__version__}, model {card.name} v{card.version} ({card.method})"
     attrs["history"] = extend_history(attrs.get("history"), call, prepared.notes)
-    return out.assign_attrs(attrs)
+    return cf_tidy(out.assign_attrs(attrs))
+
+
+def _refined(model: Model) -> bool:
+    return model.card.grids.get("fine", {}).get("rule") == "factor"
+
+
+def _axis_attrs(
+    attrs: Mapping[str, Any], axis: str, prepared: PreparedInputs, model: Model
+) -> dict[str, Any]:
+    """CF attrs of a fine axis: a refined latitude/longitude or grid index says what it is."""
+    attrs = dict(attrs)
+    grid = prepared.grid
+    dim = grid.y_dim if axis == "Y" else grid.x_dim
+    if not _refined(model):
+        return attrs
+    if grid.kind == "latlon1d":
+        geo = ("latitude", "degrees_north") if axis == "Y" else ("longitude", "degrees_east")
+        attrs.setdefault("standard_name", geo[0])
+        attrs.setdefault("units", geo[1])
+        attrs.setdefault("axis", axis)
+    elif dim not in prepared.data.coords:
+        attrs.setdefault(
+            "long_name", f"position along the input's {dim} dim, in input grid cells from 0"
+        )
+    return attrs
+
+
+def _keep_grid_geometry(
+    out: xr.Dataset,
+    model: Model,
+    prepared: PreparedInputs,
+    source: xr.Dataset,
+    fine: Mapping[Hashable, np.ndarray],
+) -> xr.Dataset:
+    """The input's grid mapping and 2-D lat/lon on the fine grid, where the fine grid is its own.
+
+    That is when the fine grid refines the input's (``rule: factor``), or when the card's fine axes
+    have the same standard names and units as the input's 1-D coordinates. The 2-D lat/lon are
+    interpolated bilinearly in grid-index space (exact for a linear map, close for a projection).
+    """
+    grid = prepared.grid
+    coords = prepared.data.coords
+    dims = (grid.y_dim, grid.x_dim)
+    positions: dict[Hashable, np.ndarray] = {}
+    for dim, values in zip(dims, fine.values(), strict=True):
+        if dim in coords:
+            old = np.asarray(coords[dim].values, dtype=np.float64)
+        elif _refined(model):
+            old = np.arange(prepared.data.sizes[dim], dtype=np.float64)
+        else:
+            return out
+        if not _refined(model):
+            fine_attrs = out[list(fine)[dims.index(dim)]].attrs
+            same = all(
+                fine_attrs.get(k) == coords[dim].attrs.get(k) for k in ("standard_name", "units")
+            )
+            if not same or "standard_name" not in fine_attrs:
+                return out
+        step = float(old[1] - old[0]) if old.size > 1 else 1.0
+        positions[dim] = (np.asarray(values, dtype=np.float64) - old[0]) / step
+    new_dims = dict(zip(dims, fine, strict=True))
+    extra: dict[Hashable, xr.DataArray] = {}
+    for name, sn, units in (
+        (grid.lat_name, "latitude", "degrees_north"),
+        (grid.lon_name, "longitude", "degrees_east"),
+    ):
+        if name is None or name not in coords or set(coords[name].dims) != set(dims):
+            continue
+        if name in out.coords or name in new_dims.values():
+            continue
+        carried = interpolate_latlon(coords[name].transpose(*dims), positions, new_dims)
+        if carried is not None:
+            carried.attrs.setdefault("standard_name", sn)
+            carried.attrs.setdefault("units", units)
+            extra[name] = carried
+    out = out.assign_coords(extra)
+    mappings = {
+        v.attrs["grid_mapping"]
+        for v in source.data_vars.values()
+        if isinstance(v.attrs.get("grid_mapping"), str)
+    }
+    if len(mappings) == 1:
+        (name,) = mappings
+        if name in source.variables and source[name].ndim == 0 and name not in out.variables:
+            out = out.assign_coords({name: source[name].variable})
+            out = out.assign(
+                {k: v.assign_attrs(grid_mapping=name) for k, v in out.data_vars.items()}
+            )
+    return out
 
 
 def extend_history(previous: str | None, call: str, notes: list[str]) -> str:
@@ -120,7 +217,7 @@ def label_steps(
     out_attrs = {k: v for k, v in attrs.items() if k not in ("source", "history")}
     out_attrs["source"] = f"xsfm {__version__}, {source}"
     out_attrs["history"] = extend_history(attrs.get("history"), call, notes)
-    return xr.Dataset({name: da}).assign_attrs(out_attrs)
+    return cf_tidy(xr.Dataset({name: da}).assign_attrs(out_attrs))
 
 
 def step_coords(
@@ -131,7 +228,7 @@ def step_coords(
     ``lead`` counts the steps, ``time_dim`` holds their true times (when the state has a time),
     ``observed`` flags the steps that assimilated an observation.
     """
-    steps = np.arange(1, n_steps + 1)
+    steps = np.arange(1, n_steps + 1, dtype=np.int32)
     coords: dict[Hashable, xr.Variable] = {
         "lead": xr.Variable(time_dim, steps, {"long_name": "model steps after the initial state"})
     }
