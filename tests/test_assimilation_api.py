@@ -95,7 +95,8 @@ def test_member_resampling_from_xarray(l63):
     free = x0.sfm.assimilate(l63.obs, **kw)
     picked = x0.sfm.assimilate(l63.obs, resample_members=True, **kw)
     again = x0.sfm.assimilate(l63.obs, resample_members=True, **kw)
-    xr.testing.assert_identical(picked, again)
+    # identical but for the time stamp in history (the two calls may straddle a second)
+    xr.testing.assert_identical(picked.drop_attrs(deep=False), again.drop_attrs(deep=False))
     assert "resample_members=True" in picked.attrs["history"]
     # selection copies members: after the first analysis each member's state is one of the free
     # members' first states, and some are duplicates (which independent members never are)

@@ -319,6 +319,7 @@ def assimilate(
         call = call_text("assimilate", method=method, particles=particles, **common, **{
             k: v for k, v in options.items() if k in FILTER_OPTIONS[method]
         })  # fmt: skip
+    _check_size(prepared, members, placed.n_steps, state_shape, particles or 0)
     raw = map_steps(
         func,
         prepared,
@@ -342,4 +343,28 @@ def assimilate(
         call=call,
         notes=notes,
         attrs=provenance_attrs(state),
+    )
+
+
+def _check_size(
+    prepared: Any, members: int, n_steps: int, state_shape: tuple[int, ...], particles: int
+) -> None:
+    """Refuse a call whose trajectories (one chunk's, for dask input) cannot fit in memory."""
+    from xsfm.xr.params import check_fits_in_memory
+
+    data = prepared.data
+    if data.chunks is None:
+        rows = int(np.prod([data.sizes[d] for d in prepared.pass_dims]))
+        hint = "use fewer members or steps, or chunk the state with dask and write to zarr"
+    else:
+        chunks = dict(zip(data.dims, data.chunks, strict=True))
+        rows = int(np.prod([max(chunks[d]) for d in prepared.pass_dims]))
+        hint = "use fewer members or steps, or smaller chunks along the pass-through dims"
+    per_row = 8 * (members * n_steps + particles) * int(np.prod(state_shape))
+    check_fits_in_memory(
+        max(rows, 1) * per_row,
+        f"assimilate(members={members}{f', particles={particles}' if particles else ''}) over "
+        f"{n_steps} steps on "
+        f"{max(rows, 1)} trajectory(ies)",
+        hint,
     )

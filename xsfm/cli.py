@@ -7,6 +7,7 @@ Subcommands: ``demo``, ``models``, ``downscale IN OUT``, ``assimilate STATE OBS 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -23,7 +24,8 @@ def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
     return out
 
 
-def _open(path: str):
+def _open(path: str, chunks: dict[str, int] | None = None):
+    """Open a netCDF file or zarr store lazily (dask-backed when ``chunks`` is given)."""
     import os
 
     import xarray as xr
@@ -32,13 +34,71 @@ def _open(path: str):
         raise FileNotFoundError(f"no such file or directory: {path}")
     try:
         if path.rstrip("/").endswith(".zarr") or os.path.isdir(path):
-            return xr.open_zarr(path)
-        return xr.open_dataset(path)
+            return xr.open_zarr(path, chunks=chunks)
+        return xr.open_dataset(path, chunks=chunks)
     except (ValueError, ImportError) as err:
         raise SystemExit(
             f"xsfm: cannot open {path}: {err}. Install a netCDF backend with "
             "`pip install 'xsfm[io]'` (netCDF and zarr)."
         ) from None
+
+
+def _chunks(pairs: Sequence[str] | None) -> dict[str, int]:
+    """``--chunks time=4 --chunks trajectory=1`` -> ``{"time": 4, "trajectory": 1}``."""
+    out = {}
+    for key, value in _key_values(pairs, "--chunks").items():
+        try:
+            size = int(value)
+        except ValueError:
+            raise SystemExit(f"xsfm: --chunks {key}={value}: the size must be an integer") from None
+        if size < 1:
+            raise SystemExit(f"xsfm: --chunks {key}={value}: the size must be >= 1")
+        out[key] = size
+    return out
+
+
+#: output bytes one region (one dask task) aims at when --chunks is not given
+REGION_BYTES = 64 * 2**20
+
+
+def _default_chunks(out, source, dims) -> dict[str, int]:
+    """Chunks of ``source`` along the first of ``dims`` it has, so one output region is ~64 MB."""
+    import math
+
+    dim = next((d for d in dims if d in source.dims and source.sizes[d] > 1), None)
+    if dim is None:
+        return {}
+    per_row = sum(
+        v.dtype.itemsize * math.prod(n for d, n in v.sizes.items() if d != dim)
+        for v in out.data_vars.values()
+        if dim in v.dims
+    )
+    return {dim: max(1, min(source.sizes[dim], REGION_BYTES // max(per_row, 1)))}
+
+
+@contextlib.contextmanager
+def _scheduler(args: argparse.Namespace):
+    """The dask scheduler of a job: a new local cluster (--workers), a running one (--scheduler)."""
+    if args.workers is None and args.scheduler is None:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SystemExit(
+            "xsfm: --workers/--scheduler need dask.distributed: pip install 'xsfm[distributed]'"
+        ) from None
+    if args.scheduler is not None:
+        with Client(args.scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -63,39 +123,77 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_downscale(args: argparse.Namespace) -> int:
-    ds = _open(args.input)
-    fine = ds.sfm.downscale(
-        model=args.model,
-        members=args.members,
-        steps=args.steps,
-        seed=args.seed,
-        device=args.device,
-        batch_size=args.batch_size,
-        variables=_key_values(args.variable, "--variable") or None,
-        regrid=args.regrid,
-        solver=args.solver,
-    )
-    fine.to_netcdf(args.output)
-    print(f"wrote {args.output}: {dict(fine.sizes)}")
+    from xsfm.xr.files import check_output, input_identity, job_key, write_output
+
+    chunks = _chunks(args.chunks)
+    options = {
+        "model": args.model,
+        "members": args.members,
+        "steps": args.steps,
+        "seed": args.seed,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "variables": _key_values(args.variable, "--variable") or None,
+        "regrid": args.regrid,
+        "solver": args.solver,
+    }
+    job = job_key(
+        command="downscale", input=input_identity(args.input), chunks=chunks,
+        **{k: v for k, v in options.items() if k != "batch_size"},
+    )  # fmt: skip
+    target = check_output(args.output, inputs=[args.input], overwrite=args.overwrite, job=job)
+    ds = _open(args.input, chunks={})
+    fine = ds.sfm.downscale(**options)  # lazy: validates the input, computes nothing
+    if not chunks:
+        first = next(iter(fine.data_vars.values()))  # dims (member, *pass-through, y, x)
+        chunks = _default_chunks(fine, ds, first.dims[1:-2])
+    if chunks:
+        fine = ds.chunk(chunks).sfm.downscale(**options)
+    with _scheduler(args):
+        write_output(fine, target, progress=False if args.no_progress else None)
+    print(f"wrote {target.path}: {dict(fine.sizes)}")
     return 0
 
 
 def _cmd_assimilate(args: argparse.Namespace) -> int:
-    state = _open(args.state)
-    obs = _open(args.obs)
+    from xsfm.xr.files import check_output, input_identity, job_key, write_output
+
+    chunks = _chunks(args.chunks)
+    options = {
+        "model": args.model,
+        "members": args.members,
+        "seed": args.seed,
+        "steps": args.steps,
+        "time_step": args.time_step,
+        "device": args.device,
+    }
+    job = job_key(
+        command="assimilate", state=input_identity(args.state), obs=input_identity(args.obs),
+        chunks=chunks, state_variable=args.state_variable, obs_variable=args.obs_variable,
+        **options,
+    )  # fmt: skip
+    target = check_output(
+        args.output, inputs=[args.state, args.obs], overwrite=args.overwrite, job=job
+    )
+    state = _open(args.state, chunks={})
+    obs = _open(args.obs, chunks={})
     obs_var = args.obs_variable or next(iter(obs.data_vars))
     state_var = args.state_variable or next(iter(state.data_vars))
-    result = state[state_var].sfm.assimilate(
-        obs[obs_var],
-        model=args.model,
-        members=args.members,
-        seed=args.seed,
-        steps=args.steps,
-        time_step=args.time_step,
-        device=args.device,
-    )
-    result.to_netcdf(args.output)
-    print(f"wrote {args.output}: {dict(result.sizes)}")
+    for name, ds, flag in (
+        (state_var, state, "--state-variable"),
+        (obs_var, obs, "--obs-variable"),
+    ):
+        if name not in ds.data_vars:
+            raise KeyError(f"{flag} {name!r} is not a variable of the file ({list(ds.data_vars)})")
+    result = state[state_var].sfm.assimilate(obs[obs_var], **options)
+    if not chunks:
+        dims = next(iter(result.data_vars.values())).dims  # (member, *pass-through, time, *state)
+        chunks = _default_chunks(result, state, dims[1 : dims.index("time")])
+    if chunks:
+        result = state.chunk(chunks)[state_var].sfm.assimilate(obs[obs_var], **options)
+    with _scheduler(args):
+        write_output(result, target, progress=False if args.no_progress else None)
+    print(f"wrote {target.path}: {dict(result.sizes)}")
     return 0
 
 
@@ -169,6 +267,29 @@ def _cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_options(p: argparse.ArgumentParser) -> None:
+    """Options every file-to-file job has: chunks, scheduler, overwrite, progress."""
+    p.add_argument(
+        "--chunks",
+        action="append",
+        default=None,
+        metavar="DIM=SIZE",
+        help="input chunks, one task and one output region each (repeatable; default: regions "
+        "of about 64 MB along the first pass-through dim)",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=int, default=None, help="run on a new local dask cluster of N processes"
+    )
+    where.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS", help="run on a running dask scheduler"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output (never an input)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``xsfm`` command."""
     parser = argparse.ArgumentParser(prog="xsfm", description=__doc__.splitlines()[0])
@@ -184,34 +305,69 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list known models")
     p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("downscale", help="downscale a netCDF/zarr file")
-    p.add_argument("input")
-    p.add_argument("output")
-    p.add_argument("--model", required=True)
-    p.add_argument("--members", type=int, default=16)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--solver", choices=["euler", "heun"], default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--regrid", choices=["bilinear"], default=None)
-    p.add_argument("--variable", action="append", help="card_name=dataset_name (repeatable)")
+    p = sub.add_parser(
+        "downscale",
+        help="downscale a netCDF/zarr file to a netCDF (.nc) or zarr (.zarr) ensemble",
+        description=(
+            "Downscale IN with a model to OUT (format from the suffix). The input and output path "
+            "are checked before anything is computed; an existing OUT is refused unless "
+            "--overwrite; a .nc file appears only when complete; an interrupted .zarr job is "
+            "finished by rerunning the same command."
+        ),
+    )
+    p.add_argument("input", help="coarse input: netCDF file or zarr store")
+    p.add_argument("output", help="output: *.nc (netCDF) or *.zarr (zarr store)")
+    p.add_argument("--model", required=True, help="model name (xsfm models) or model directory")
+    p.add_argument(
+        "--members", type=int, default=16, help="ensemble members per sample (default: 16)"
+    )
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the card's)")
+    p.add_argument(
+        "--solver", choices=["euler", "heun"], default=None, help="ODE solver (default: the card's)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: auto)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="samples per batch (default: from the members; results on the CPU do not depend on it)",
+    )
+    p.add_argument(
+        "--regrid", choices=["bilinear"], default=None, help="accept input on another grid"
+    )
+    p.add_argument(
+        "--variable", action="append", help="card_name=dataset_name (repeatable)", default=None
+    )
+    _job_options(p)
     p.set_defaults(func=_cmd_downscale)
 
-    p = sub.add_parser("assimilate", help="assimilate observations from an initial state")
-    p.add_argument("state")
-    p.add_argument("obs")
-    p.add_argument("output")
-    p.add_argument("--model", required=True)
-    p.add_argument("--members", type=int, default=8)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--state-variable", default=None)
-    p.add_argument("--obs-variable", default=None)
+    p = sub.add_parser(
+        "assimilate",
+        help="assimilate observations from an initial state",
+        description=(
+            "Assimilate OBS from the initial STATE with a model; write OUT (*.nc or *.zarr) with "
+            "the same file safety as downscale."
+        ),
+    )
+    p.add_argument("state", help="initial state (netCDF/zarr), optionally with a member dim")
+    p.add_argument("obs", help="observations (netCDF/zarr), paired with the state by label")
+    p.add_argument("output", help="output: *.nc (netCDF) or *.zarr (zarr store)")
+    p.add_argument("--model", required=True, help="assimilation model name or directory")
+    p.add_argument("--members", type=int, default=8, help="ensemble members (default: 8)")
+    p.add_argument("--steps", type=int, default=None, help="SDE steps (default: the card's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--state-variable", default=None, help="state variable (default: the file's first)"
+    )
+    p.add_argument(
+        "--obs-variable", default=None, help="observation variable (default: the file's first)"
+    )
     p.add_argument(
         "--time-step", type=_time_step, default=None, help="model time step (number or e.g. 6h)"
     )
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: auto)")
+    _job_options(p)
     p.set_defaults(func=_cmd_assimilate)
 
     p = sub.add_parser(

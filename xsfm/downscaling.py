@@ -71,12 +71,14 @@ def downscale(
     steps, solver
         Sampler steps and solver (``"euler"`` or ``"heun"``); default from the card.
     seed
-        Results are reproducible bit for bit on CPU for a given seed, whatever the chunking or
-        ``batch_size``.
+        Results are reproducible bit for bit on the CPU for a given seed, whatever the chunking,
+        ``batch_size``, dask scheduler or number of workers.
     device
         ``"auto"`` (GPU for cupy input or when CUDA is available), ``"cpu"`` or ``"cuda"``.
     batch_size
-        Samples per network batch (each with all its members).
+        Samples per network call on a GPU (each with all its members; default ``64 // members``).
+        On the CPU the network always sees one sample's members per call, so that results do not
+        depend on batching.
     variables
         Explicit mapping ``{card_name: name_in_obj}`` when names and standard names do not match.
     regrid
@@ -116,6 +118,7 @@ def downscale(
     from xsfm.backend import device_for
 
     dev = device_for(data.data, device)
+    _check_size(data, prepared.sample_dims, members, len(prepared.output_specs), fine_shape)
     from xsfm.xr.chunks import map_samples
 
     result = map_samples(
@@ -145,3 +148,28 @@ def downscale(
         f"solver={solver!r}, device={dev!r})"
     )
     return assemble_output(result, m, prepared, ds, call)
+
+
+def _check_size(
+    data: xr.DataArray,
+    sample_dims: Any,
+    members: int,
+    outputs: int,
+    fine_shape: tuple[int, ...],
+) -> None:
+    """Refuse a call whose output (one chunk's, for dask input) cannot fit in memory."""
+    from xsfm.xr.params import check_fits_in_memory
+
+    per_sample = 4 * members * outputs * int(np.prod(fine_shape))
+    if data.chunks is None:
+        samples = int(np.prod([data.sizes[d] for d in sample_dims]))
+        hint = "use fewer members, or chunk the input with dask (obj.chunk(...)) and write to zarr"
+    else:
+        chunks = dict(zip(data.dims, data.chunks, strict=True))
+        samples = int(np.prod([max(chunks[d]) for d in sample_dims]))
+        hint = "use fewer members or smaller chunks along the pass-through dims"
+    # a network batch holds one sample's members; its activations are several times the output
+    check_fits_in_memory(
+        max(samples, 1) * per_sample, f"downscale(members={members}) on {max(samples, 1)} "
+        f"sample(s) of {fine_shape[0]}x{fine_shape[1]}", hint,
+    )  # fmt: skip

@@ -72,6 +72,20 @@ class Model:
         if network is not None:
             self._networks["cpu"] = network.cpu().eval()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without built networks when they can be rebuilt from the model's files.
+
+        Dask sends the model with every task to its workers; a file-backed model travels as its
+        card and path (a few kB) and each worker process loads the weights once
+        (:func:`xsfm.backend.cached_network`). An in-memory model keeps its CPU network.
+        """
+        state = dict(self.__dict__)
+        if self.path is not None and self.path.is_dir():
+            state["_networks"] = {}
+        else:
+            state["_networks"] = {k: v for k, v in self._networks.items() if k == "cpu"}
+        return state
+
     @property
     def name(self) -> str:
         """The model's registry name."""

@@ -12,7 +12,14 @@ from xsfm.errors import InputError
 if TYPE_CHECKING:
     from xsfm.xr.state import PreparedState
 
-__all__ = ["check_int", "check_members", "ensemble_size", "particle_count"]
+__all__ = [
+    "check_fits_in_memory",
+    "check_int",
+    "check_members",
+    "ensemble_size",
+    "memory_bytes",
+    "particle_count",
+]
 
 
 def check_members(members: Any) -> int:
@@ -58,3 +65,35 @@ def particle_count(particles: int | None, state: PreparedState, member_dim: Hash
             f"particles={particles}; drop particles= (the particles come from the state)"
         )
     return state.members
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine in bytes (0 when the system does not tell)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_fits_in_memory(nbytes: int, call: str, hint: str, *, limit: int | None = None) -> None:
+    """Refuse a request whose arrays would not fit in memory, before anything is allocated.
+
+    ``nbytes`` is the estimate of what one task must hold at once (the whole result for numpy
+    input, one chunk's for dask input); ``limit`` defaults to the machine's physical memory.
+
+    Examples
+    --------
+    >>> check_fits_in_memory(10**6, "downscale(members=4)", "use fewer members")
+    >>> check_fits_in_memory(10**15, "downscale(members=10**9)", "use fewer", limit=2**30)
+    Traceback (most recent call last):
+    ...
+    xsfm.errors.InputError: downscale(members=10**9) would hold about 931323 GiB at once, ...
+    """
+    limit = memory_bytes() if limit is None else limit
+    if limit and nbytes > limit:
+        raise InputError(
+            f"{call} would hold about {nbytes / 2**30:.0f} GiB at once, more than the "
+            f"{limit / 2**30:.0f} GiB of memory here; {hint}"
+        )
