@@ -1,7 +1,7 @@
 """The package's layers, checked on the source (see docs/architecture.md).
 
 Floors, bottom up; a module may import (at module level or inside a function) only from its own
-floor or below, and from the leaves (``xsfm.errors``, ``xsfm._versions``):
+floor or below, and from the leaves (``xsfm.errors``, ``xsfm._versions``, ``xsfm.progress``):
 
 1. tensor core: ``models``, ``sampling``, ``nn``, ``observations``, ``filters``: never xarray;
 2. ``backend``, ``run``: arrays <-> tensors, one chunk of a model at a time;
@@ -49,7 +49,7 @@ FLOORS = {
     "demo": 6,
     "__main__": 6,
 }
-LEAVES = {"errors", "_versions", "_version"}
+LEAVES = {"errors", "_versions", "_version", "progress"}
 TENSOR_CORE = {name for name, floor in FLOORS.items() if floor == 1}
 
 

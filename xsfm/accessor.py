@@ -40,6 +40,7 @@ class SFMAccessor:
         variables: Mapping[str, str] | None = None,
         regrid: str | None = None,
         solver: str | None = None,
+        progress: bool | None = None,
         **sample_kwargs: Any,
     ) -> xr.Dataset:
         """Downscale to the model's fine grid as an ensemble; see :func:`xsfm.downscaling.downscale`.
@@ -65,6 +66,7 @@ class SFMAccessor:
             variables=variables,
             regrid=regrid,
             solver=solver,
+            progress=progress,
             **sample_kwargs,
         )
 
@@ -97,6 +99,7 @@ class SFMAccessor:
         regularisation: float = 0.0,
         resample_threshold: float | None = None,
         device: str | None = None,
+        progress: bool | None = None,
         **guidance_options: Any,
     ) -> xr.Dataset:
         """Assimilate ``obs`` forward from this state (or initial ensemble); see :func:`xsfm.assimilation.assimilate`.
@@ -136,6 +139,7 @@ class SFMAccessor:
             regularisation=regularisation,
             resample_threshold=resample_threshold,
             device=device,
+            progress=progress,
             **guidance_options,
         )
 
@@ -151,6 +155,7 @@ class SFMAccessor:
         time_step: Any = None,
         member_dim: str = "member",
         device: str | None = None,
+        progress: bool | None = None,
     ) -> xr.Dataset:
         """Unguided probabilistic rollout from this state; see :func:`xsfm.assimilation.forecast`.
 
@@ -175,6 +180,7 @@ class SFMAccessor:
             time_step=time_step,
             member_dim=member_dim,
             device=device,
+            progress=progress,
         )
 
 

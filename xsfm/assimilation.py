@@ -30,6 +30,7 @@ import xarray as xr
 from xsfm.errors import InputError
 from xsfm.forecasting import forecast
 from xsfm.model import load_flowdas
+from xsfm.progress import reporting
 from xsfm.run import filter_chunk, flowdas_chunk
 from xsfm.xr.chunks import map_steps
 from xsfm.xr.label import call_text, label_steps, provenance_attrs, step_coords
@@ -88,6 +89,7 @@ def assimilate(
     regularisation: float = 0.0,
     resample_threshold: float | None = None,
     device: str | None = None,
+    progress: bool | None = None,
     **guidance_options: Any,
 ) -> xr.Dataset:
     r"""Assimilate observations forward in time from a known state or an initial ensemble.
@@ -157,6 +159,9 @@ def assimilate(
         effective sample size is below this fraction of the particles (None: at every step).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    progress
+        Progress bar over the model steps of an eager (numpy) call: True, False, or None (default:
+        on a terminal or in Jupyter). Lazy (dask) results show progress when computed.
 
     Returns
     -------
@@ -320,15 +325,17 @@ def assimilate(
             k: v for k, v in options.items() if k in FILTER_OPTIONS[method]
         })  # fmt: skip
     _check_size(prepared, members, placed.n_steps, state_shape, particles or 0)
-    raw = map_steps(
-        func,
-        prepared,
-        placed,
-        members=members,
-        n_steps=placed.n_steps,
-        member_dim=member_dim,
-        kwargs=kwargs,
-    )
+    eager = prepared.data.chunks is None
+    with reporting(placed.n_steps, "assimilate", progress if eager else False, "step"):
+        raw = map_steps(
+            func,
+            prepared,
+            placed,
+            members=members,
+            n_steps=placed.n_steps,
+            member_dim=member_dim,
+            kwargs=kwargs,
+        )
     return label_steps(
         raw,
         prepared,

@@ -118,7 +118,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from xsfm.demo import run_demo
 
-    run_demo(out_dir=args.out, members=args.members, model=args.model, seed=args.seed)
+    run_demo(
+        out_dir=args.out,
+        members=args.members,
+        model=args.model,
+        seed=args.seed,
+        threads=args.threads or None,
+    )
     return 0
 
 
@@ -288,6 +294,17 @@ def _job_options(p: argparse.ArgumentParser) -> None:
         "--overwrite", action="store_true", help="replace an existing output (never an input)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _threads_option(p)
+
+
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per process (default: 1, steady on a busy machine; 0: torch's "
+        "own default)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,10 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="downscale the shipped test case and report metrics")
-    p.add_argument("--out", default="xsfm-demo-output", help="output directory")
-    p.add_argument("--members", type=int, default=16)
+    p.add_argument(
+        "--out", default="xsfm-demo-output", help="output directory (default: xsfm-demo-output)"
+    )
+    p.add_argument("--members", type=int, default=16, help="ensemble members (default: 16)")
     p.add_argument("--model", default=None, help="model (default: the shipped default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _threads_option(p)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("models", help="list known models")
@@ -415,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", 0) and args.command != "demo":
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:

@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from xsfm.model import Model, load_model
+from xsfm.progress import reporting
 from xsfm.run import downscale_chunk
 from xsfm.xr.label import MEMBER_ATTRS, assemble_output, extend_history
 from xsfm.xr.params import check_members
@@ -54,6 +55,7 @@ def downscale(
     variables: Mapping[str, str] | None = None,
     regrid: str | None = None,
     solver: str | None = None,
+    progress: bool | None = None,
     **sample_kwargs: Any,
 ) -> xr.Dataset:
     """Downscale coarse fields to the model's fine grid as an ensemble.
@@ -83,6 +85,9 @@ def downscale(
         Explicit mapping ``{card_name: name_in_obj}`` when names and standard names do not match.
     regrid
         ``"bilinear"`` to accept input at another resolution by interpolating it to the card's grid.
+    progress
+        Progress bar over the samples of an eager (numpy) call: True, False, or None (default: on a
+        terminal or in Jupyter). Lazy (dask) results show progress when computed, by the scheduler.
     **sample_kwargs
         Passed to the network's ``sample`` (e.g. ``dtype``).
 
@@ -121,28 +126,30 @@ def downscale(
     _check_size(data, prepared.sample_dims, members, len(prepared.output_specs), fine_shape)
     from xsfm.xr.chunks import map_samples
 
-    result = map_samples(
-        downscale_chunk,
-        data,
-        core_in=["channel", grid.y_dim, grid.x_dim],
-        core_out={
-            "member": members,
-            "_out": len(prepared.output_specs),
-            "_fy": fine_shape[0],
-            "_fx": fine_shape[1],
-        },
-        sample_dims=prepared.sample_dims,
-        kwargs={
-            "model": m,
-            "members": members,
-            "seed": int(seed),
-            "steps": steps,
-            "solver": solver,
-            "device": dev,
-            "batch_size": batch_size,
-            "sample_kwargs": sample_kwargs,
-        },
-    )
+    n_samples = int(np.prod([data.sizes[d] for d in prepared.sample_dims]))
+    with reporting(n_samples, "downscale", progress if data.chunks is None else False, "sample"):
+        result = map_samples(
+            downscale_chunk,
+            data,
+            core_in=["channel", grid.y_dim, grid.x_dim],
+            core_out={
+                "member": members,
+                "_out": len(prepared.output_specs),
+                "_fy": fine_shape[0],
+                "_fx": fine_shape[1],
+            },
+            sample_dims=prepared.sample_dims,
+            kwargs={
+                "model": m,
+                "members": members,
+                "seed": int(seed),
+                "steps": steps,
+                "solver": solver,
+                "device": dev,
+                "batch_size": batch_size,
+                "sample_kwargs": sample_kwargs,
+            },
+        )
     call = (
         f"downscale(model={m.name!r}, members={members}, steps={steps}, seed={seed}, "
         f"solver={solver!r}, device={dev!r})"

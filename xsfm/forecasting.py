@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import xarray as xr
 
 from xsfm.model import load_flowdas
+from xsfm.progress import reporting
 from xsfm.run import flowdas_chunk
 from xsfm.xr.chunks import map_steps
 from xsfm.xr.label import call_text, label_steps, provenance_attrs, step_coords
@@ -39,6 +40,7 @@ def forecast(
     time_step: Any = None,
     member_dim: str = "member",
     device: str | None = None,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Unguided probabilistic rollout of a FlowDAS model from a known state or an initial ensemble.
 
@@ -65,6 +67,9 @@ def forecast(
         The model's time step in the units of ``time_dim`` (default: the card's ``time_step``).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    progress
+        Progress bar over the model steps of an eager (numpy) call: True, False, or None (default:
+        on a terminal or in Jupyter). Lazy (dask) results show progress when computed.
 
     Returns
     -------
@@ -91,24 +96,26 @@ def forecast(
         prepared, time_step, m.card.grids.get("time_step"), time_dim, f"model {m.name!r}"
     )
     dev = device_for(prepared.data.data, device)
-    raw = map_steps(
-        flowdas_chunk,
-        prepared,
-        None,
-        members=members,
-        n_steps=lead,
-        member_dim=member_dim,
-        kwargs={
-            "model": m,
-            "members": members,
-            "ensemble": prepared.members is not None,
-            "label": prepared.label,
-            "seed": seed,
-            "n_steps": lead,
-            "steps": steps,
-            "device": dev,
-        },
-    )
+    eager = prepared.data.chunks is None
+    with reporting(lead, "forecast", progress if eager else False, "step"):
+        raw = map_steps(
+            flowdas_chunk,
+            prepared,
+            None,
+            members=members,
+            n_steps=lead,
+            member_dim=member_dim,
+            kwargs={
+                "model": m,
+                "members": members,
+                "ensemble": prepared.members is not None,
+                "label": prepared.label,
+                "seed": seed,
+                "n_steps": lead,
+                "steps": steps,
+                "device": dev,
+            },
+        )
     call = call_text(
         "forecast", model=m.name, lead=lead, members=members, seed=seed, steps=steps, device=dev
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xsfm.errors import InvalidValuesError
+from xsfm.progress import tick
 
 if TYPE_CHECKING:
     from xsfm.model import Model
@@ -148,5 +149,6 @@ def downscale_chunk(
                 x, gens, members=members, steps=steps, solver=solver, **sample_kwargs
             )
             outputs.append(from_torch(y.float(), like=array))
+            tick(x.shape[0])
     out = np.concatenate(outputs, axis=0) if outputs else np.empty((0,))
     return out.reshape(*lead, *out.shape[1:])

@@ -43,6 +43,7 @@ from xsfm.filters.common import (
 )
 from xsfm.filters.localisation import default_positions, taper
 from xsfm.observations import Observation, as_operator
+from xsfm.progress import tick
 
 __all__ = ["KINDS", "ensemble_kalman_filter"]
 
@@ -199,6 +200,7 @@ def ensemble_kalman_filter(
         eps = normals(gens, (members, *obs_shape), x) if kind == "stochastic" else None
         spin = normals(gens, (members - 1, members - 1), x) if rotate else None
         any_obs = ~torch.isnan(y).reshape(batch, -1).all(1)  # [B]
+        tick()
         if not bool(any_obs.any()):
             members_out.append(x)
             continue

@@ -35,6 +35,7 @@ from xsfm.filters.common import (
     uniforms,
 )
 from xsfm.observations import Observation, as_operator
+from xsfm.progress import tick
 from xsfm.sampling.guidance import systematic_resample
 
 __all__ = ["bootstrap_particle_filter", "kernel_bandwidth"]
@@ -156,6 +157,7 @@ def bootstrap_particle_filter(
         u_keep = uniforms(gens, x)
         jitter_z = normals(gens, (particles, n), x) if scale > 0 else None
         x = transition(x, z)
+        tick()
         y = obs[:, t].unsqueeze(1).to(x.dtype)
         h = op(x)
         if gamma is None:

@@ -28,6 +28,7 @@ import torch
 
 from xsfm.models.flowdas_drift import DEFAULT_SAMPLER, FlowDASDrift
 from xsfm.observations import Observation, as_operator
+from xsfm.progress import tick
 from xsfm.sampling.guidance import Guidance, sample
 from xsfm.sampling.resampling import (
     LOST_BOUND,
@@ -126,6 +127,7 @@ class FlowDAS(FlowDASDrift):
                 x_next, hist = x_next[index], hist[index]
             out.append(x_next)
             hist = torch.cat([hist[:, 1:], x_next.unsqueeze(1)], dim=1)
+            tick()
         if not out:
             return history.new_zeros((history.shape[0], 0, *self.state_shape))
         return self.denormalise(torch.stack(out, dim=1)).to(history.dtype)

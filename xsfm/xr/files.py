@@ -34,6 +34,7 @@ from typing import Any
 import xarray as xr
 
 from xsfm.errors import InputError
+from xsfm.progress import show_progress
 
 __all__ = [
     "INCOMPLETE_ATTR",
@@ -212,16 +213,6 @@ def _progress(total: int, desc: str, enabled: bool | None) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="region", disable=not show_progress(enabled))
-
-
-def show_progress(enabled: bool | None) -> bool:
-    """Whether to draw a progress bar: ``enabled``, or (None) on a terminal or in Jupyter."""
-    if enabled is not None:
-        return bool(enabled)
-    import sys
-
-    stream = sys.stderr
-    return bool(getattr(stream, "isatty", lambda: False)()) or "ipykernel" in sys.modules
 
 
 @contextlib.contextmanager
