@@ -235,3 +235,39 @@ def test_cli_sigkill_then_rerun_gives_the_uninterrupted_store(tmp_path, coarse):
     assert _tree(out, skip_history=True) == {
         k.replace("whole.zarr", "killed.zarr"): v for k, v in expected.items()
     }
+
+
+def test_cli_assimilate_writes_the_python_result(tmp_path):
+    ds = xsfm.datasets.lorenz63(trajectories=3, steps=4, seed=1, burn_in=16)
+    ds[["state"]].isel(time=[0]).to_netcdf(tmp_path / "x0.nc")
+    ds[["obs"]].to_netcdf(tmp_path / "obs.nc")
+    args = ["--model", "lorenz63-flowdas", "--members", "2", "--steps", "10"]
+    for name in ("ana.zarr", "ana.nc"):
+        res = _cli("assimilate", str(tmp_path / "x0.nc"), str(tmp_path / "obs.nc"),
+                   str(tmp_path / name), *args, "--chunks", "trajectory=1")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+    ref = ds["state"].isel(time=[0]).sfm.assimilate(ds["obs"], members=2, steps=10)
+    zarr = xr.open_dataset(tmp_path / "ana.zarr", engine="zarr")
+    nc = xr.open_dataset(tmp_path / "ana.nc")
+    np.testing.assert_array_equal(zarr["state"].values, nc["state"].values)  # same chunks
+    # FlowDAS batches a chunk's trajectories through its float32 network together: other
+    # chunkings agree to float32 rounding (downscaling is bitwise, see above)
+    np.testing.assert_allclose(zarr["state"].values, ref["state"].values, rtol=1e-5, atol=1e-5)
+    assert zarr["state"].attrs["units"] == ref["state"].attrs["units"]
+
+
+def test_cli_runs_on_a_running_scheduler(tmp_path, coarse):
+    distributed = pytest.importorskip("distributed")
+    src = tmp_path / "in.nc"
+    coarse.isel(sample=slice(0, 2)).to_netcdf(src)
+    args = ["--model", MODEL, "--members", "2", "--steps", "2", "--chunks", "sample=1"]
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        res = _cli("downscale", str(src), str(tmp_path / "a.zarr"), *args,
+                   "--scheduler", cluster.scheduler_address)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+    ref = _cli("downscale", str(src), str(tmp_path / "b.zarr"), *args)
+    assert ref.returncode == 0, ref.stderr
+    a, b = xr.open_zarr(tmp_path / "a.zarr"), xr.open_zarr(tmp_path / "b.zarr")
+    np.testing.assert_array_equal(a["vorticity"].values, b["vorticity"].values)
