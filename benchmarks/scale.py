@@ -11,6 +11,8 @@ Rows:
   of 1 and of 2 worker processes (one thread each); wall time of the compute (the cluster is
   started and the model loaded on each worker before the clock starts), and the speed-up. The
   outputs of both runs are compared bit for bit.
+* **batching**: the network's time for 8 samples x 16 members with one sample per call (what
+  ``downscale`` does on the CPU, for bitwise results) and with all 8 in one call.
 * **streaming**: ``xsfm downscale IN OUT.zarr --members 16 --steps 1 --chunks sample=50`` in a
   fresh process, for each ``--stream`` length (time steps of 16 x 16 input); peak resident memory of
   the process (``ru_maxrss``) and the output size. Flat peak memory over lengths means the job
@@ -70,6 +72,36 @@ def run_workers(samples: int, members: int = 16) -> list[dict]:
     return rows
 
 
+def run_batching(samples: int = 8, members: int = 16, repeats: int = 3) -> list[dict]:
+    """The network's own time for ``samples`` x ``members``: one sample per call vs all at once.
+
+    On the CPU ``downscale`` calls the network once per sample (bitwise results whatever the
+    batching); this measures what batching all samples in one call would save.
+    """
+    import torch
+
+    import xsfm
+    from xsfm.sampling.rng import stream_generators
+
+    model = xsfm.load_model(MODEL)
+    net = model.network("cpu")
+    x = torch.as_tensor(_inputs(samples)["vorticity"].values[:, None])
+    index = np.arange(samples)
+    rows = []
+    for label, step in (("1 sample per call", 1), (f"{samples} samples per call", samples)):
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                for i in range(0, samples, step):
+                    gens = stream_generators(0, index[i : i + step], members, device="cpu")
+                    net.sample(x[i : i + step], gens, members=members)
+            best = min(best, time.perf_counter() - start)
+        rows.append({"setting": label, "seconds": best})
+    rows[0]["ratio"] = rows[0]["seconds"] / rows[1]["seconds"]
+    return rows
+
+
 def run_streaming(lengths: list[int]) -> list[dict]:
     """Peak memory of ``xsfm downscale`` to zarr for inputs of ``lengths`` time steps."""
     rows = []
@@ -109,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
+    batching = run_batching()
     workers = run_workers(args.samples)
     stream = run_streaming(args.stream)
     print(f"xsfm scale benchmark (torch {torch.__version__}, {os.cpu_count()} CPUs, "
@@ -116,6 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("| case | setting | wall s | result |")
     print("|---|---|---|---|")
+    for row in batching:
+        extra = f"{row['ratio']:.2f}x the batched time" if "ratio" in row else "all samples batched"
+        print(f"| batching: {MODEL} network, 8 samples x 16 members (best of 3) | "
+              f"{row['setting']} | {row['seconds']:.1f} | {extra} |")  # fmt: skip
     for row in workers:
         extra = (
             f"speed-up {row['speedup']:.2f}x vs 1 worker; outputs bitwise equal: {row['bitwise']}"

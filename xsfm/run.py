@@ -136,8 +136,8 @@ def downscale_chunk(
     network = cached_network(model, device)
     # On the CPU the network sees one sample (all its members) per call: float32 convolutions and
     # matmuls round differently with the number of rows, so a fixed batch makes every sample's
-    # result bitwise independent of batch_size and chunking (measured: no slower at 16 members,
-    # see benchmarks/). On a GPU, batch_size samples go together (speed over bitwise identity).
+    # result bitwise independent of batch_size and chunking (the cost: benchmarks/scale.py,
+    # "batching" rows). On a GPU, batch_size samples go together (speed over bitwise identity).
     on_cpu = torch.device(device).type == "cpu"
     step = 1 if on_cpu else (batch_size or max(1, 64 // members))
     outputs = []
