@@ -1,6 +1,9 @@
 """Sphinx configuration of the xsfm documentation.
 
-Build with ``python -m sphinx -b html docs docs/_build/html`` (see ``docs/README``).
+Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html`` (see ``docs/README``).
+
+The MyST notebooks (``.md`` pages with ``kernelspec`` front matter) are executed at every build on
+the CPU with the shipped models, and a failing cell fails the build.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ sys.path.insert(0, os.path.abspath(".."))
 
 import xsfm  # registers the .sfm accessor that the API page documents
 
+# The notebook kernels inherit this environment: one torch thread (2-core machines slow down
+# erratically with two), no GPU, and figures drawn without a display.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
 project = "xsfm"
 author = "xsfm developers"
 copyright = f"{datetime.date.today().year}, {author}"
@@ -23,7 +32,7 @@ release = xsfm.__version__
 version = ".".join(release.split(".")[:2])
 
 extensions = [
-    "myst_parser",
+    "myst_nb",  # MyST markdown and executed MyST notebooks (includes myst_parser)
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
@@ -32,15 +41,28 @@ extensions = [
     "sphinx_autosummary_accessors",
 ]
 
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "README", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "README", "Thumbs.db", ".DS_Store", "jupyter_execute", ".jupyter_cache"]
 # The accessor templates (accessor_method.rst, ...) ship with sphinx-autosummary-accessors.
 templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
 
 # -- MyST (markdown pages) ------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 myst_heading_anchors = 3
+
+# -- myst-nb (executed notebooks) -------------------------------------------------------------------
+# "force": every notebook page runs at every build, so the numbers and figures on the pages are
+# those of the code in this checkout. XSFM_DOCS_EXECUTION=off skips execution (prose-only edits;
+# not for -W builds that check the pages), =cache reuses results from .jupyter_cache (outside git).
+nb_execution_mode = os.environ.get("XSFM_DOCS_EXECUTION", "force")
+nb_execution_cache_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".jupyter_cache")
+nb_execution_timeout = 600  # seconds per cell
+nb_execution_raise_on_error = True  # a failing cell fails the build
+nb_execution_show_tb = True  # ... and the traceback is printed in the build log
+nb_execution_in_temp = True  # files a notebook writes go to a temporary folder, not docs/
+nb_merge_streams = True
+nb_render_image_options = {"width": "100%"}
 
 # -- autodoc / autosummary / numpydoc -------------------------------------------------------------
 autosummary_generate = True
@@ -54,8 +76,23 @@ numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 numpydoc_validation_checks: set[str] = set()
 
-# No network at build time: intersphinx is deliberately not enabled, so references to xarray, numpy
-# and torch objects render as plain literals instead of links.
+# -- intersphinx ----------------------------------------------------------------------------------
+# Links to xarray, numpy, pint, dask and torch need their objects.inv, downloaded at build time.
+# Builds must work offline (CI has no network), so intersphinx is on only with
+# XSFM_DOCS_INTERSPHINX=1; without it such references render as plain literals.
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+    "xarray": ("https://docs.xarray.dev/en/stable", None),
+    "numpy": ("https://numpy.org/doc/stable", None),
+    "pint": ("https://pint.readthedocs.io/en/stable", None),
+    "dask": ("https://docs.dask.org/en/stable", None),
+    "distributed": ("https://distributed.dask.org/en/stable", None),
+    "torch": ("https://docs.pytorch.org/docs/stable", None),
+    "matplotlib": ("https://matplotlib.org/stable", None),
+}
+if os.environ.get("XSFM_DOCS_INTERSPHINX", "0") == "1":
+    extensions.append("sphinx.ext.intersphinx")
+    intersphinx_timeout = 30
 nitpicky = False
 
 # -- HTML -----------------------------------------------------------------------------------------
