@@ -406,8 +406,12 @@ class PositionalEmbedding(nn.Module):
         self.register_buffer("freqs", (1 / max_positions) ** freqs)
         self.register_load_state_dict_pre_hook(self._fill_freqs)
 
-    def _fill_freqs(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
-        state_dict.setdefault(prefix + "freqs", self.freqs.clone())
+    @staticmethod
+    def _fill_freqs(
+        module: PositionalEmbedding, state_dict: dict, prefix: str, *args: object, **kwargs: object
+    ) -> None:
+        # older checkpoints (PhysicsNeMo < 2, Modulus) did not save the frequencies
+        state_dict.setdefault(prefix + "freqs", module.freqs.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed labels ``x[B]`` into ``[B, num_channels]``."""
