@@ -164,10 +164,17 @@ def test_cwa_card_complete_and_missing_weights_explained():
     coarse = card.grids["coarse"]
     assert coarse["lat"]["start"] == 19.25
     assert coarse["lat"]["start"] + coarse["lat"]["step"] * (coarse["lat"]["size"] - 1) == 28.0
-    assert coarse["lon"]["start"] + coarse["lon"]["step"] * (coarse["lon"]["size"] - 1) == 126.0
+    # earth2studio's CorrDiffTaiwan input grid: 40 longitudes from 116 E, the end point excluded
+    assert coarse["lon"]["start"] + coarse["lon"]["step"] * coarse["lon"]["size"] == 126.0
     fine = card.grids["fine"]
     assert (fine["y"]["size"], fine["x"]["size"]) == (448, 448)
-    with pytest.raises(WeightsMissingError, match="xsfm train sfm --preset cwa-2km") as err:
+    assert fine["latlon"] == {
+        "lat": "out_lat",
+        "lon": "out_lon",
+        "lat_name": "lat",
+        "lon_name": "lon",
+    }
+    with pytest.raises(WeightsMissingError, match=r"xsfm import corrdiff .*zip") as err:
         model.network()
     assert "XSFM_MODEL_PATH" in str(err.value)
     assert "register_model" in str(err.value)
@@ -177,7 +184,7 @@ def test_downscale_with_cwa_without_weights_says_how_to_get_them():
     from xsfm.xr.examples import example_input
 
     coarse = example_input(xsfm.load_model("cwa-2km"))
-    with pytest.raises(WeightsMissingError, match="xsfm train sfm --preset cwa-2km"):
+    with pytest.raises(WeightsMissingError, match="NVIDIA's CorrDiff Taiwan package"):
         coarse.sfm.downscale(model="cwa-2km", members=1)
 
 

@@ -1,7 +1,7 @@
 """The ``xsfm`` command line (also ``python -m xsfm``).
 
 Subcommands: ``demo``, ``models``, ``downscale IN OUT``, ``assimilate STATE OBS OUT``, ``train``,
-``versions``.
+``import corrdiff PACKAGE OUT``, ``versions``.
 """
 
 from __future__ import annotations
@@ -266,6 +266,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from xsfm.models.corrdiff_import import import_corrdiff
+
+    out = import_corrdiff(
+        args.package, args.out, template=args.template, name=args.name, overwrite=args.overwrite
+    )
+    print(f"imported {args.package} to {out}; use it with model={str(out)!r}")
+    return 0
+
+
 def _cmd_versions(args: argparse.Namespace) -> int:
     import xsfm
 
@@ -426,6 +436,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", help="key=value override of a preset option")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "import",
+        help="import a model from another framework (NVIDIA CorrDiff packages)",
+        description=(
+            "`xsfm import corrdiff PACKAGE OUT`: read a CorrDiff package (the zip earth2studio's "
+            "CorrDiffTaiwan downloads from NGC, or its folder: checkpoints/regression.mdlus, "
+            "checkpoints/diffusion.mdlus, dataset/*.zarr) and write an xsfm model directory."
+        ),
+    )
+    p.add_argument("kind", choices=["corrdiff"], help="what to import")
+    p.add_argument("package", help="the package zip or folder")
+    p.add_argument("out", help="the model directory to write")
+    p.add_argument(
+        "--template", default="cwa-2km", help="card with the variables and grid (default: cwa-2km)"
+    )
+    p.add_argument("--name", default=None, help="model name (default: the template's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("versions", help="print versions for bug reports")
     p.set_defaults(func=_cmd_versions)

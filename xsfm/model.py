@@ -7,10 +7,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from xsfm.errors import ModelFormatError
 from xsfm.models.card import ModelCard
 from xsfm.models.io import (
     EXAMPLE_FILE,
+    WEIGHTS_FILE,
     load_card,
     load_weights,
     save_card_only,
@@ -25,7 +28,12 @@ __all__ = ["Model", "build_network", "load_model"]
 
 
 TRAIN_HINTS = {
-    "cwa-2km": "xsfm train sfm --preset cwa-2km --data /path/to/cwa.zarr --out models/cwa-2km",
+    "cwa-2km": (
+        "They are NVIDIA's CorrDiff Taiwan package (NGC model nvidia/modulus/"
+        "corrdiff_inference_package, file corrdiff_inference_package.zip: what earth2studio's "
+        "CorrDiffTaiwan downloads; licence and terms on NGC). Download it and import it with "
+        "`xsfm import corrdiff corrdiff_inference_package.zip models/cwa-2km`."
+    ),
 }
 
 
@@ -35,6 +43,10 @@ def build_network(card: ModelCard) -> torch.nn.Module:
         from xsfm.models.interpolation import InterpolationDownscaler
 
         return InterpolationDownscaler.from_config(card.network)
+    if card.kind == "downscaling" and card.network.get("architecture") == "physicsnemo-corrdiff":
+        from xsfm.models.corrdiff_package import CorrDiffPackageDownscaler
+
+        return CorrDiffPackageDownscaler(card.network)
     if card.kind == "downscaling":
         from xsfm.models.downscaling import build_downscaler
 
@@ -123,6 +135,27 @@ class Model:
                 self._networks["cpu"] = module.eval()
                 self._networks[key] = self._networks["cpu"].to(key)
         return self._networks[key]
+
+    def fine_latlon(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """2-D latitude and longitude of a curvilinear fine grid, or None.
+
+        A card whose fine grid is curvilinear names two buffers of its weights in
+        ``grids["fine"]["latlon"]`` (``{"lat": "out_lat", "lon": "out_lon"}``); they are read from
+        the weights file (or the in-memory network), in degrees north and east.
+        """
+        spec = self.card.grids.get("fine", {}).get("latlon")
+        if not spec:
+            return None
+        names = (str(spec["lat"]), str(spec["lon"]))
+        if self.path is not None and (self.path / WEIGHTS_FILE).is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(self.path / WEIGHTS_FILE), framework="numpy") as f:
+                lat, lon = (np.asarray(f.get_tensor(n), dtype=np.float64) for n in names)
+        else:
+            net = self.network("cpu")
+            lat, lon = (net.get_buffer(n).double().numpy() for n in names)
+        return lat, lon
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to a model directory (``card.json`` + ``weights.safetensors``); return its path.

@@ -133,14 +133,19 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 def check_weights_available(name: str, path: Path, has_weights: bool, train_hint: str) -> None:
-    """Raise :class:`WeightsMissingError` for a card whose weights are not here."""
+    """Raise :class:`WeightsMissingError` for a card whose weights are not here.
+
+    ``train_hint`` is a command (``xsfm train ...``), or a sentence saying where the weights come
+    from (it then ends with a full stop).
+    """
     if has_weights:
         return
+    how = train_hint if train_hint.endswith(".") else f"Train them with `{train_hint}`."
     raise WeightsMissingError(
         f"model {name!r} is known (its card is at {path}) but its weights are not available here: "
-        f"they cannot ship with xsfm. Train them with `{train_hint}`, or point xsfm to trained "
-        f"weights with xsfm.register_model({name!r}, '/path/to/model_dir') or by adding the "
-        f"directory that holds '{name}/' to ${ENV_VAR}."
+        f"they cannot ship with xsfm. {how} Then point xsfm to the model directory with "
+        f"xsfm.register_model({name!r}, '/path/to/model_dir') or by adding the directory that "
+        f"holds '{name}/' to ${ENV_VAR}."
     )
 
 

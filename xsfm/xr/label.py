@@ -79,11 +79,35 @@ def assemble_output(
     }
     out = out.assign_coords(passthrough)
     out = _keep_grid_geometry(out, model, prepared, source, {fy: yv, fx: xv})
+    out = _card_latlon(out, model, (fy, fx))
     card = model.card
     attrs = dict(source.attrs)
     attrs["source"] = f"xsfm {__version__}, model {card.name} v{card.version} ({card.method})"
     attrs["history"] = extend_history(attrs.get("history"), call, prepared.notes)
     return cf_tidy(out.assign_attrs(attrs))
+
+
+def _card_latlon(out: xr.Dataset, model: Model, dims: tuple[Hashable, Hashable]) -> xr.Dataset:
+    """2-D ``lat``/``lon`` coordinates of a curvilinear card grid (``grids.fine.latlon``)."""
+    pair = model.fine_latlon()
+    if pair is None:
+        return out
+    spec = model.card.grids["fine"]["latlon"]
+    shape = (out.sizes[dims[0]], out.sizes[dims[1]])
+    coords = {}
+    for values, key, sn, units in (
+        (pair[0], "lat_name", "latitude", "degrees_north"),
+        (pair[1], "lon_name", "longitude", "degrees_east"),
+    ):
+        if values.shape != shape:
+            raise ValueError(
+                f"model {model.name!r}: its fine-grid {sn} has shape {values.shape}, its fine "
+                f"grid {shape}; the model files are inconsistent"
+            )
+        name = spec.get(key, sn[:3])
+        attrs = {"standard_name": sn, "units": units, "long_name": sn}
+        coords[name] = xr.Variable(dims, values, attrs)
+    return out.assign_coords(coords)
 
 
 def _refined(model: Model) -> bool:
