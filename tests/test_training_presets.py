@@ -66,16 +66,24 @@ def test_cwa_preset_miniature_trains_saves_loads_downscales(tmp_path):
             "--steps",
             "2",
             "--set",
-            "channels=8",
+            "model_channels=8",
             "--set",
-            "channel_mult=[1]",
+            "songunet_channel_mult=[1, 2]",
+            "--set",
+            "attn_resolutions=[]",
+            "--set",
+            "num_blocks=1",
             "--set",
             "batch_size=2",
         ]
     )
     assert code == 0
     model = xsfm.load_model(out)
-    assert model.card.name == "cwa-2km"
+    assert model.card.name == "cwa-2km-sfm"
+    # the flow network has PhysicsNeMo's SongUNet layout (the CorrDiff/SFM papers' network)
+    assert model.card.network["unet"]["backbone"] == "songunet"
+    keys = model.network("cpu").state_dict()
+    assert "net.model.map_noise.freqs" in keys and "net.model.enc.32x32_conv.weight" in keys
     assert model.card.input_names == xsfm.load_model("cwa-2km").card.input_names
     assert "xsfm train sfm --preset cwa-2km" in model.card.training["command"]
     fine = era5.isel(time=[0]).sfm.downscale(model=out, members=2, steps=2)

@@ -234,11 +234,44 @@ CWA_DEFAULTS: dict[str, Any] = {
     "batch_size": 4,
     "lr": 1e-3,
     "steps": 20000,
+    # the flow network: PhysicsNeMo's SongUNet as in CorrDiff's CWA configuration (model_channels
+    # 128, channel_mult [1, 2, 2, 2, 2], self-attention at the 28 x 28 bottleneck of a 448 x 448
+    # grid; CorrDiff paper, Fig. S1); backbone=xsfm uses xsfm's U-Net with channels/channel_mult
+    "backbone": "songunet",
+    "model_channels": 128,
+    "songunet_channel_mult": [1, 2, 2, 2, 2],
+    "attn_resolutions": [28],
+    "num_blocks": 4,
     "channels": 64,
     "channel_mult": [1, 2, 2, 2],
     "encoder": "unet",
-    "name": "cwa-2km",
+    "name": "cwa-2km-sfm",
 }
+
+
+def _cwa_network(opts: Mapping[str, Any], outputs: Mapping[str, xr.DataArray]) -> dict[str, Any]:
+    """The network overrides of the cwa-2km preset (SongUNet by default, see CWA_DEFAULTS)."""
+    network: dict[str, Any] = {"encoder": {"kind": opts["encoder"]}}
+    if opts["backbone"] == "songunet":
+        first = next(iter(outputs.values()))
+        network["fine_shape"] = [int(n) for n in first.shape[-2:]]
+        network["unet"] = {
+            "backbone": "songunet",
+            "songunet": {
+                "model_channels": int(opts["model_channels"]),
+                "channel_mult": list(opts["songunet_channel_mult"]),
+                "attn_resolutions": list(opts["attn_resolutions"]),
+                "num_blocks": int(opts["num_blocks"]),
+                "embedding_type": "positional",
+                "channel_mult_noise": 1,
+                "resample_filter": [1, 1],
+            },
+        }
+    elif opts["backbone"] == "xsfm":
+        network["unet"] = {"channels": opts["channels"], "channel_mult": list(opts["channel_mult"])}
+    else:
+        raise ValueError(f"backbone must be 'songunet' or 'xsfm', got {opts['backbone']!r}")
+    return network
 
 
 def train_cwa(
@@ -303,10 +336,7 @@ def train_cwa(
         lr=float(opts["lr"]),
         seed=seed,
         progress=progress,
-        network={
-            "unet": {"channels": opts["channels"], "channel_mult": list(opts["channel_mult"])},
-            "encoder": {"kind": opts["encoder"]},
-        },
+        network=_cwa_network(opts, outputs),
         description=reference.description.replace(
             " Weights are not shipped", " Trained here"
         ).split(": the training data")[0],

@@ -106,17 +106,10 @@ class Downscaler(LossMixin, SamplingMixin, nn.Module):
             if enc_cfg.get("kind", "conv1x1") == "unet":
                 enc_cfg.setdefault("padding_mode", padding)
             self.encoder = build_encoder(enc_cfg)
-        self.net: UNet | None = None
+        self.net: nn.Module | None = None
         if self.uses_flow_net:
             self.cond_on_y = bool(cfg["condition_on_input"])
-            self.net = UNet(
-                cout,
-                cout,
-                cond_channels=cin if self.cond_on_y else 0,
-                padding_mode=padding,
-                seed=seed,
-                **cfg["unet"],
-            )
+            self.net = _flow_network(cfg, cin, cout, padding, seed, self.fine_shape_fixed)
         else:
             self.cond_on_y = False
         if self.uses_sigma_z:
@@ -280,3 +273,40 @@ class Downscaler(LossMixin, SamplingMixin, nn.Module):
 
     def extra_repr(self) -> str:  # noqa: D102
         return f"method={self.method!r}"
+
+
+def _flow_network(
+    cfg: dict[str, Any],
+    cin: int,
+    cout: int,
+    padding: str,
+    seed: int,
+    fine_shape: tuple[int, int] | None,
+) -> nn.Module:
+    """The flow/diffusion backbone: xsfm's U-Net, or (``unet.backbone: songunet``) SongUNet.
+
+    SongUNet has PhysicsNeMo's layout (the CorrDiff and SFM papers' network); its arguments are
+    ``unet.songunet`` (``model_channels``, ``channel_mult``, ``num_blocks``,
+    ``attn_resolutions``, ...); it needs a fixed ``fine_shape`` and pads with zeros (no periodic
+    domains). Its initialisation is seeded like xsfm's.
+    """
+    unet = dict(cfg["unet"])
+    backbone = unet.pop("backbone", "xsfm")
+    cond = cin if cfg["condition_on_input"] else 0
+    if backbone == "xsfm":
+        unet.pop("songunet", None)
+        return UNet(cout, cout, cond_channels=cond, padding_mode=padding, seed=seed, **unet)
+    if backbone != "songunet":
+        raise ValueError(f"unet.backbone must be 'xsfm' or 'songunet', got {backbone!r}")
+    if fine_shape is None:
+        raise ValueError("unet.backbone 'songunet' needs a fixed fine_shape [H, W] in the config")
+    if cfg["periodic"]:
+        raise ValueError("unet.backbone 'songunet' pads with zeros: not for periodic domains")
+    from xsfm.nn.songunet import SongUNetDenoiser
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SongUNetDenoiser(
+            cout, cout, cond_channels=cond, img_resolution=list(fine_shape),
+            **unet.get("songunet", {}),
+        )  # fmt: skip

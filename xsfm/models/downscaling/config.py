@@ -32,6 +32,10 @@ _DEFAULTS: dict[str, Any] = {
         "emb_mult": 4,
         "grid": "none",
         "patch": 1,
+        # "songunet": PhysicsNeMo's SongUNet (the CorrDiff/SFM papers' network), whose arguments
+        # go in "songunet" (model_channels, channel_mult, num_blocks, attn_resolutions, ...)
+        "backbone": "xsfm",
+        "songunet": {},
     },
     "encoder": {"kind": "conv1x1"},
     "condition_on_input": False,
@@ -70,7 +74,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any], where: str = "config") 
     for key, value in update.items():
         if key not in base:
             raise KeyError(f"unknown {where} key {key!r}; known keys are {sorted(base)}")
-        if isinstance(base[key], dict) and key != "encoder":
+        if isinstance(base[key], dict) and key not in ("encoder", "songunet"):
             if not isinstance(value, dict):
                 raise TypeError(f"{where}[{key!r}] must be a dict, got {type(value).__name__}")
             out[key] = _merge(base[key], value, f"{where}[{key!r}]")

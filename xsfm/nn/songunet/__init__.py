@@ -21,7 +21,12 @@ from xsfm.nn.songunet.layers import (
 )
 from xsfm.nn.songunet.network import SongUNet, SongUNetPosEmbd, positional_grid
 from xsfm.nn.songunet.sampling import corrdiff_generate, deterministic_sampler, stochastic_sampler
-from xsfm.nn.songunet.wrappers import BACKBONES, CorrDiffRegressionUNet, EDMPrecondSuperResolution
+from xsfm.nn.songunet.wrappers import (
+    BACKBONES,
+    CorrDiffRegressionUNet,
+    EDMPrecondSuperResolution,
+    SongUNetDenoiser,
+)
 
 __all__ = [
     "BACKBONES",
@@ -34,6 +39,7 @@ __all__ = [
     "Linear",
     "PositionalEmbedding",
     "SongUNet",
+    "SongUNetDenoiser",
     "SongUNetPosEmbd",
     "UNetBlock",
     "corrdiff_generate",

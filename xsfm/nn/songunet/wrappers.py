@@ -167,3 +167,53 @@ class EDMPrecondSuperResolution(nn.Module):
     def round_sigma(sigma: float | torch.Tensor) -> torch.Tensor:
         """Noise level as a tensor (no rounding for EDM)."""
         return torch.as_tensor(sigma)
+
+
+class SongUNetDenoiser(nn.Module):
+    """A PhysicsNeMo-layout :class:`~xsfm.nn.songunet.SongUNet` behind xsfm's denoiser interface.
+
+    ``forward(x, noise_labels, cond)`` as :class:`xsfm.nn.unet.UNet`: the conditioning channels
+    are concatenated after ``x``; the parameters are those of PhysicsNeMo's ``SongUNet`` with
+    ``in_channels + cond_channels`` inputs, so a downscaler trained in xsfm with this backbone has
+    the CorrDiff/SFM papers' architecture (select it in a card with ``unet.backbone``).
+
+    Examples
+    --------
+    >>> net = SongUNetDenoiser(1, 1, cond_channels=2, img_resolution=16, model_channels=8,
+    ...                        channel_mult=[1, 2], num_blocks=1, attn_resolutions=[8])
+    >>> net(torch.randn(2, 1, 16, 16), torch.zeros(2), torch.randn(2, 2, 16, 16)).shape
+    torch.Size([2, 1, 16, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        cond_channels: int = 0,
+        img_resolution: int | list[int] | tuple[int, int] = 64,
+        **songunet_kwargs: object,
+    ) -> None:
+        super().__init__()
+        self.cond_channels = int(cond_channels)
+        self.model = SongUNet(
+            img_resolution,
+            in_channels=in_channels + self.cond_channels,
+            out_channels=out_channels,
+            **songunet_kwargs,  # type: ignore[arg-type]
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        noise_labels: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Evaluate on ``x [B, C, H, W]`` with ``noise_labels [B]`` and ``cond [B, Cc, H, W]``."""
+        parts = [x]
+        if self.cond_channels:
+            if cond is None:
+                raise ValueError(f"this network needs {self.cond_channels} conditioning channels")
+            parts.append(cond.to(x.dtype))
+        if noise_labels is None:
+            noise_labels = x.new_zeros(x.shape[0])
+        return self.model(torch.cat(parts, dim=1), noise_labels.reshape(-1).to(x.dtype))
