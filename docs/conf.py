@@ -20,10 +20,12 @@ sys.path.insert(0, os.path.abspath(".."))
 import xsfm  # registers the .sfm accessor that the API page documents
 
 # The notebook kernels inherit this environment: one torch thread (2-core machines slow down
-# erratically with two), no GPU, and figures drawn without a display.
+# erratically with two), no GPU, and no progress bars in the pages. MPLBACKEND is left alone: the
+# kernels' inline backend is what puts the figures into the pages.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.pop("MPLBACKEND", None)
 
 project = "xsfm"
 author = "xsfm developers"
@@ -43,7 +45,14 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "README", "Thumbs.db", ".DS_Store", "jupyter_execute", ".jupyter_cache"]
+exclude_patterns = [
+    "_build",
+    "README",
+    "Thumbs.db",
+    ".DS_Store",
+    "jupyter_execute",
+    ".jupyter_cache",
+]
 # The accessor templates (accessor_method.rst, ...) ship with sphinx-autosummary-accessors.
 templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
 
