@@ -202,3 +202,23 @@ def _no_operator_model() -> xsfm.Model:
         extra={k: v for k, v in m.card.extra.items() if k != "observation_operator"}
     )
     return xsfm.Model(card, path=m.path)
+
+
+def test_named_guidance_settings_of_the_card(l63):
+    x0 = l63.state.isel(time=[0], trajectory=[0])
+    obs = l63.obs.isel(trajectory=[0])
+    named = x0.sfm.assimilate(obs, guidance="long-window", steps=N_SDE, seed=1)
+    explicit = x0.sfm.assimilate(
+        obs, zeta=5e-3, resample_members="predictive", members=8, steps=N_SDE, seed=1
+    )
+    xr.testing.assert_identical(named.drop_attrs(deep=False), explicit.drop_attrs(deep=False))
+    assert named.sizes["member"] == 8
+    paper = x0.sfm.assimilate(obs, guidance="paper", members=2, steps=N_SDE, seed=1)
+    default = x0.sfm.assimilate(obs, members=2, steps=N_SDE, seed=1)
+    xr.testing.assert_identical(paper.drop_attrs(deep=False), default.drop_attrs(deep=False))
+    # the caller's options win over a named setting
+    mixed = x0.sfm.assimilate(obs, guidance="long-window", members=2, resample_members=False,
+                              steps=N_SDE, seed=1)  # fmt: skip
+    assert mixed.sizes["member"] == 2 and "resample_members" not in mixed.attrs["history"]
+    with pytest.raises(ValueError, match=r"'long-window', 'paper'"):
+        x0.sfm.assimilate(obs, guidance="fast", steps=N_SDE)

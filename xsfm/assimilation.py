@@ -71,7 +71,7 @@ def assimilate(
     operator: Observation | dict[str, Any] | Callable[[torch.Tensor], torch.Tensor] | None = None,
     noise_std: float | None = None,
     steps: int | None = None,
-    guidance: dict[str, Any] | None = None,
+    guidance: dict[str, Any] | str | None = None,
     seed: int = 0,
     *,
     method: str = "flowdas",
@@ -81,7 +81,7 @@ def assimilate(
     time_dim: str = "time",
     time_step: Any = None,
     member_dim: str = "member",
-    resample_members: bool | str = False,
+    resample_members: bool | str | None = None,
     inflation: float = 1.0,
     rotate: bool = False,
     localisation: float | None = None,
@@ -121,7 +121,10 @@ def assimilate(
         Euler-Maruyama steps per model step (default: the card's, 500).
     guidance, **guidance_options
         FlowDAS guidance options (``zeta``, ``draws``, ``order``, ``weighting``, ``kappa``, ...), see
-        :class:`~xsfm.sampling.guidance.Guidance`; they override the card's defaults.
+        :class:`~xsfm.sampling.guidance.Guidance`; they override the card's defaults
+        (``card.sampler["defaults"]``, which may also set ``members`` and ``resample_members``).
+        ``guidance`` may instead name one of the card's settings, ``card.sampler["presets"]``
+        (``lorenz63-flowdas``: ``"paper"``, the FlowDAS paper's zeta with independent members).
     seed
         Seed of the per-(sample, member) random streams.
     method
@@ -145,8 +148,9 @@ def assimilate(
         datetimes). Default: the card's ``time_step``; for the filters, 1 when the time coordinate
         counts steps (``units: "1"``), else required.
     resample_members
-        FlowDAS only (an extension of the paper): ``True``/``"likelihood"``, ``"diverged"`` or
-        ``"predictive"``; see :meth:`xsfm.models.flowdas.FlowDAS.assimilate`.
+        FlowDAS only (an extension of the paper): ``False``, ``True``/``"likelihood"``,
+        ``"diverged"`` or ``"predictive"``; see :meth:`xsfm.models.flowdas.FlowDAS.assimilate`.
+        Default (None): the card's.
     inflation, localisation, period
         EnKF/ETKF: multiplicative inflation of the analysis anomalies after each analysis; the
         Gaspari-Cohn half-width in grid steps of the state dim (taper zero beyond twice it); the
@@ -190,8 +194,10 @@ def assimilate(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     seed = check_int(seed, "seed", -(2**62))
-    valid = isinstance(resample_members, bool) or (
-        isinstance(resample_members, str) and resample_members in RESAMPLE_MODES
+    valid = (
+        resample_members is None
+        or isinstance(resample_members, bool)
+        or (isinstance(resample_members, str) and resample_members in RESAMPLE_MODES)
     )
     if not valid:
         raise TypeError(
@@ -202,12 +208,21 @@ def assimilate(
     if method == "flowdas":
         m = load_flowdas(model)
         prepared = prepare_state_for_card(state, m.card, time_dim=time_dim, member_dim=member_dim)
+        guidance, guidance_options, card_members, card_resample = _card_settings(
+            m, guidance, guidance_options
+        )
+        if resample_members is None:
+            resample_members = card_resample
+        if members is None and prepared.members is None:
+            members = card_members
         card_step, card_extra, where = (
             m.card.grids.get("time_step"),
             m.card.extra,
             f"model {m.name!r}",
         )
     else:
+        if isinstance(guidance, str):
+            raise ValueError(f"guidance={guidance!r} names a FlowDAS setting; method={method!r}")
         if resample_members:
             raise ValueError(
                 f"resample_members is a FlowDAS option; method={method!r} resamples on its own "
@@ -375,3 +390,28 @@ def _check_size(
         f"{max(rows, 1)} trajectory(ies)",
         hint,
     )
+
+
+def _card_settings(
+    model: Model, guidance: dict[str, Any] | str | None, options: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any], int | None, bool | str]:
+    """The card's FlowDAS defaults (or a named preset), overridden by the caller's options.
+
+    Returns ``(guidance, guidance_options, members, resample_members)``: the caller's explicit
+    ``guidance`` dict and options win over the card's settings.
+    """
+    sampler = model.card.sampler
+    settings = dict(sampler.get("defaults", {}))
+    if isinstance(guidance, str):
+        presets = sampler.get("presets", {})
+        if guidance not in presets:
+            raise ValueError(
+                f"guidance={guidance!r}: model {model.name!r} has the settings "
+                f"{sorted(presets) or 'none'}; or pass a dict of guidance options"
+            )
+        settings = dict(presets[guidance])
+        guidance = None
+    members = settings.pop("members", None)
+    resample = settings.pop("resample_members", False)
+    explicit = {**(guidance or {}), **options}
+    return None, {**settings, **explicit}, members, resample
