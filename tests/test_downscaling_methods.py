@@ -262,3 +262,19 @@ def test_rho_override_changes_the_time_grid_and_is_checked() -> None:
     assert not torch.allclose(default, uniform)
     with pytest.raises(ValueError, match="rho"):
         m.sample(coarse, gens(), members=2, steps=4, rho=0.0)
+
+
+def test_downscale_takes_a_bfloat16_dtype():
+    import xsfm
+
+    coarse = xsfm.load_model("kolmogorov-sfm").example_input().isel(sample=[0])
+    kw = {"model": "kolmogorov-sfm", "members": 2, "steps": 2, "seed": 1}
+    f32 = coarse.sfm.downscale(**kw)
+    bf16 = coarse.sfm.downscale(dtype="bfloat16", **kw)
+    assert "dtype='bfloat16'" in bf16.attrs["history"]
+    assert bf16["vorticity"].dtype == f32["vorticity"].dtype
+    diff = abs(bf16["vorticity"] - f32["vorticity"]).max().item()
+    scale = abs(f32["vorticity"]).max().item()
+    assert 0 < diff < 0.1 * scale  # bfloat16 rounds differently, but it is the same model
+    with pytest.raises(ValueError, match="dtype must be"):
+        coarse.sfm.downscale(dtype="float16", **kw)

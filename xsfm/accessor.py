@@ -41,6 +41,7 @@ class SFMAccessor:
         regrid: str | None = None,
         solver: str | None = None,
         progress: bool | None = None,
+        dtype: str | None = None,
         **sample_kwargs: Any,
     ) -> xr.Dataset:
         """Downscale to the model's fine grid as an ensemble; see :func:`xsfm.downscaling.downscale`.
@@ -67,6 +68,7 @@ class SFMAccessor:
             regrid=regrid,
             solver=solver,
             progress=progress,
+            dtype=dtype,
             **sample_kwargs,
         )
 

@@ -56,6 +56,7 @@ def downscale(
     regrid: str | None = None,
     solver: str | None = None,
     progress: bool | None = None,
+    dtype: str | None = None,
     **sample_kwargs: Any,
 ) -> xr.Dataset:
     """Downscale coarse fields to the model's fine grid as an ensemble.
@@ -88,8 +89,12 @@ def downscale(
     progress
         Progress bar over the samples of an eager (numpy) call: True, False, or None (default: on a
         terminal or in Jupyter). Lazy (dask) results show progress when computed, by the scheduler.
+    dtype
+        ``"bfloat16"`` runs the network under bfloat16 autocast (weights and the sampler's
+        state stay float32; faster where the hardware has bfloat16 units, rounding differs from
+        float32), ``"float32"``, or None: the card's.
     **sample_kwargs
-        Passed to the network's ``sample`` (e.g. ``dtype``).
+        Passed to the network's ``sample`` (e.g. ``rho``).
 
     Returns
     -------
@@ -147,12 +152,12 @@ def downscale(
                 "solver": solver,
                 "device": dev,
                 "batch_size": batch_size,
-                "sample_kwargs": sample_kwargs,
+                "sample_kwargs": {**sample_kwargs, **({"dtype": dtype} if dtype else {})},
             },
         )
     call = (
         f"downscale(model={m.name!r}, members={members}, steps={steps}, seed={seed}, "
-        f"solver={solver!r}, device={dev!r})"
+        f"solver={solver!r}, device={dev!r}" + (f", dtype={dtype!r})" if dtype else ")")
     )
     return assemble_output(result, m, prepared, ds, call)
 

@@ -46,7 +46,7 @@ class SamplingMixin:
         sigmas = edm_sigmas(
             settings["steps"], settings["sigma_min"], settings["sigma_max"], settings["rho"]
         )
-        autocast = self._config["dtype"] == "bfloat16"
+        autocast = settings.get("dtype", self._config["dtype"]) == "bfloat16"
         channels_last = bool(self._config["channels_last"])
         if channels_last:
             y = y.contiguous(memory_format=torch.channels_last)
@@ -67,6 +67,7 @@ class SamplingMixin:
         steps: int | None = None,
         solver: str | None = None,
         rho: float | None = None,
+        dtype: str | None = None,
     ) -> torch.Tensor:
         """Draw ``members`` fine fields per coarse input.
 
@@ -82,6 +83,9 @@ class SamplingMixin:
             Override the config's sampler (``"euler"`` or ``"heun"``, number of steps).
         rho
             Override the exponent of the EDM time grid (7 by default; 1 is uniform in sigma).
+        dtype
+            ``"bfloat16"``: the network runs under bfloat16 autocast (weights and the ODE state
+            stay float32); ``"float32"``; None: the config's.
 
         Returns
         -------
@@ -103,7 +107,12 @@ class SamplingMixin:
         noise = randn(generators, shape, device=generators[0].device if generators else "cpu")
         noise = noise.to(y.device)
         y_rep = y.repeat_interleave(members, dim=0)
-        x = self._sample_normalised(y_rep, noise, self._sampler_settings(steps, solver, rho))
+        settings = self._sampler_settings(steps, solver, rho)
+        if dtype is not None:
+            if dtype not in ("float32", "bfloat16"):
+                raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+            settings["dtype"] = dtype
+        x = self._sample_normalised(y_rep, noise, settings)
         fine = self.denormalise(x.float())
         return fine.reshape(b, members, *fine.shape[1:])
 
