@@ -196,10 +196,33 @@ class ModelCard:
 
 
 def _grid_summary(spec: Any) -> Any:
-    """Short description of a grid spec for display."""
-    if isinstance(spec, dict):
-        dims = spec.get("dims")
-        if dims:
-            return {d: spec.get("coords", {}).get(d, {}).get("size") for d in dims}
-        return {k: v for k, v in spec.items() if not isinstance(v, (list, dict))}
-    return spec
+    """Short description of a grid spec for display: each axis as ``name: size x step units``.
+
+    Examples
+    --------
+    >>> _grid_summary({"y": {"name": "y", "size": 64, "start": 0.0, "step": 0.1, "units": "m"},
+    ...                "periodic": True})
+    'y: 64 x 0.1 m; periodic'
+    """
+    if not isinstance(spec, dict):
+        return spec
+    dims = spec.get("dims")
+    if dims:
+        return {d: spec.get("coords", {}).get(d, {}).get("size") for d in dims}
+    parts = []
+    for key, axis in spec.items():
+        if isinstance(axis, dict) and "size" in axis:
+            step = f" x {axis['step']:g}" if isinstance(axis.get("step"), (int, float)) else ""
+            units = f" {axis['units']}" if axis.get("units") not in (None, "1") else ""
+            parts.append(f"{axis.get('name', key)}: {axis['size']}{step}{units}")
+        elif isinstance(axis, dict) and {"lat", "lon"} <= set(axis):
+            parts.append("2-D latitude/longitude")
+        elif key == "periodic" and axis:
+            parts.append("periodic")
+        elif key in ("rule", "factor", "time_step") and not isinstance(axis, (dict, list)):
+            parts.append(f"{key} {axis}")
+    return (
+        "; ".join(parts)
+        if parts
+        else {k: v for k, v in spec.items() if not isinstance(v, (list, dict))}
+    )
