@@ -255,7 +255,11 @@ def short_protocol(args: argparse.Namespace, log, done: dict[str, Any]) -> dict[
         if args.rows is not None and name not in args.rows:
             continue
         ana, sec = timed(
-            x0.sfm.assimilate, obs, seed=0, steps=args.sde_steps, **{"members": args.members, **opts}
+            x0.sfm.assimilate,
+            obs,
+            seed=0,
+            steps=args.sde_steps,
+            **{"members": args.members, **opts},
         )
         rows[name] = {**scores(ana["state"], truth, y), "seconds": sec, **opts}
         rows[name]["w1"] = wasserstein1(
