@@ -182,3 +182,68 @@ def test_the_cli_imports_a_package(tmp_path):
                  str(template)]) == 2  # fmt: skip
     # the default coarse grid and channels are Taiwan's: the small package does not fit them
     assert not (tmp_path / "m" / "card.json").exists()
+
+
+def _write_mdlus(path: Path, class_name: str, module_name: str, args: dict, seed: int) -> None:
+    """A PhysicsNeMo-layout .mdlus (zip: args.json, metadata.json, model.pt) of random weights."""
+    import io
+
+    from xsfm.models.corrdiff_checkpoint import build_corrdiff_network
+
+    net = build_corrdiff_network(class_name, args)
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in net.state_dict().items():
+        if value.is_floating_point():
+            value = 0.05 * torch.randn(value.shape, generator=gen, dtype=value.dtype)
+        state[key] = value
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("args.json", json.dumps(
+            {"__name__": class_name, "__module__": module_name, "__args__": args}))  # fmt: skip
+        zf.writestr("metadata.json", json.dumps({"physicsnemo_version": "2.2.2"}))
+        zf.writestr("model.pt", buf.getvalue())
+
+
+@pytest.mark.slow
+def test_cwa_2km_runs_end_to_end_on_a_package_of_the_taiwan_layout(tmp_path, monkeypatch):
+    """``ds.sfm.downscale(model="cwa-2km", members=16)`` on a package shaped as NVIDIA's.
+
+    Random, tiny networks at the real sizes (12 ERA5 inputs on earth2studio's 36 x 40 grid, 4
+    outputs on a 450 x 450 grid cropped to 448 x 448), imported with every default (the
+    ``cwa-2km`` card, Taiwan's channel selections and sampler), then used by name.
+    """
+    root = tmp_path / "pkg" / "corrdiff_inference_package"
+    small = {"model_channels": 4, "channel_mult": [1, 1, 1, 1, 1], "num_blocks": 1, "attn_resolutions": [28],
+             "dropout": 0.0, "embedding_type": "positional"}  # fmt: skip
+    _write_mdlus(root / "checkpoints/regression.mdlus", "UNet",
+                 "physicsnemo.models.diffusion_unets.unet",
+                 {"img_resolution": [448, 448], "img_in_channels": 16, "img_out_channels": 4,
+                  "model_type": "SongUNet", **small}, seed=1)  # fmt: skip
+    _write_mdlus(root / "checkpoints/diffusion.mdlus", "EDMPrecondSR",
+                 "physicsnemo.diffusion.preconditioners.legacy",
+                 {"img_resolution": [448, 448], "img_channels": 4, "img_in_channels": 20,
+                  "img_out_channels": 4, "model_type": "SongUNetPosEmbd", "gridtype": "sinusoidal",
+                  "N_grid_channels": 4, "scale_cond_input": True, "sigma_data": 0.5, **small},
+                 seed=2)  # fmt: skip
+    store = zarr.open_group(str(root / "dataset/cwb.zarr"), mode="w", zarr_format=2)
+    i, j = np.meshgrid(np.arange(450.0), np.arange(450.0), indexing="ij")
+    store["XLAT"] = 21.6 + 0.018 * i + 0.001 * j
+    store["XLONG"] = 119.3 + 0.02 * j - 0.002 * i
+    store["era5_center"], store["era5_scale"] = np.zeros(20), np.ones(20)
+    store["cwb_center"] = np.array([10.0] + [0.0] * 16 + [290.0, 1.0, -1.0])
+    store["cwb_scale"] = np.array([5.0] + [1.0] * 16 + [3.0, 2.0, 2.0])
+    import_corrdiff(root.parent, tmp_path / "models" / "cwa-2km")  # every default: Taiwan's
+    monkeypatch.setenv("XSFM_MODEL_PATH", str(tmp_path / "models"))
+    ds = xsfm.load_model("cwa-2km").example_input().isel(time=[0])
+    fine = ds.sfm.downscale(model="cwa-2km", members=16, seed=0)
+    assert list(fine.data_vars) == ["maximum_radar_reflectivity", "t2m", "u10m", "v10m"]
+    assert fine["t2m"].dims == ("member", "time", "y", "x")
+    assert (fine.sizes["member"], fine.sizes["y"], fine.sizes["x"]) == (16, 448, 448)
+    assert fine["maximum_radar_reflectivity"].attrs["units"] == "dBZ"
+    assert fine["lat"].dims == ("y", "x") and fine["lon"].attrs["units"] == "degrees_east"
+    np.testing.assert_allclose(fine["lat"].values, store["XLAT"][1:-1, 1:-1])
+    assert np.isfinite(fine["t2m"].values).all()
+    assert float(fine["t2m"].std("member").mean()) > 0  # members differ
