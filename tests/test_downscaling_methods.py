@@ -278,3 +278,27 @@ def test_downscale_takes_a_bfloat16_dtype():
     assert 0 < diff < 0.1 * scale  # bfloat16 rounds differently, but it is the same model
     with pytest.raises(ValueError, match="dtype must be"):
         coarse.sfm.downscale(dtype="float16", **kw)
+
+
+def test_bfloat16_training_keeps_float32_weights_and_loss():
+    from xsfm.models.downscaling import build_downscaler
+
+    cfg = {"method": "sfm", "in_channels": 1, "out_channels": 1, "factor": 2,
+           "unet": {"channels": 8, "channel_mult": [1]}}  # fmt: skip
+    gen = torch.Generator().manual_seed(0)
+    coarse, fine = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 16, 16)
+    f32 = build_downscaler(cfg)
+    with torch.no_grad():  # no zero-initialised layers: the network's output must matter
+        for p in f32.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    bf16 = build_downscaler({**cfg, "dtype": "bfloat16"})
+    bf16.load_state_dict(f32.state_dict())
+    l32, _ = f32.loss(coarse, fine, torch.Generator().manual_seed(0))
+    l16, _ = bf16.loss(coarse, fine, gen)
+    assert l16.dtype == torch.float32 and l16.requires_grad
+    l16.backward()
+    grads = [p.grad for p in bf16.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 for g in grads)
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    # the same pairs and noise: the losses agree to bfloat16 rounding, not bit for bit
+    assert l16.item() != l32.item() and abs(l16.item() - l32.item()) < 0.05 * abs(l32.item())

@@ -72,7 +72,12 @@ class LossMixin:
         assert x is not None
         noise = self.draw_noise(x.shape[0], x.shape[1:], self._generator(generator))
         noise = {k: v.to(x.device) for k, v in noise.items()}
-        return self.loss_from_noise(y, x, noise)
+        # config dtype "bfloat16": the forward pass under bfloat16 autocast; parameters (the
+        # optimiser's master weights), inputs and the loss stay float32
+        autocast = self._config["dtype"] == "bfloat16"
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss, logs = self.loss_from_noise(y, x, noise)
+        return loss.float(), logs
 
     def loss_from_noise(
         self, y: torch.Tensor, x: torch.Tensor, noise: dict[str, torch.Tensor]
