@@ -36,3 +36,12 @@ def test_assimilate_and_forecast_show_progress_over_steps(method, capsys):
     if method == "flowdas":
         x0.sfm.forecast(lead=3, members=2, steps=5, progress=True)
         assert "3/3" in capsys.readouterr().err
+
+
+def test_tqdm_disable_silences_the_default(coarse, capsys, monkeypatch):
+    from xsfm.progress import show_progress
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert show_progress(None) is False and show_progress(True) is True
+    coarse.sfm.downscale(model="kolmogorov-sfm", members=2, steps=2)
+    assert capsys.readouterr().err == ""

@@ -10,6 +10,7 @@ output region).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -22,6 +23,9 @@ _BAR: ContextVar[Callable[[int], object] | None] = ContextVar("xsfm_progress", d
 def show_progress(enabled: bool | None) -> bool:
     """Whether to draw a bar: ``enabled`` itself, or (None) on a terminal or in Jupyter.
 
+    With ``enabled=None`` the environment variable ``TQDM_DISABLE`` (tqdm's own switch, any value
+    but ``0``/``false``/empty) turns the bars off, e.g. in documentation builds and CI logs.
+
     Examples
     --------
     >>> show_progress(False), show_progress(True)
@@ -29,6 +33,8 @@ def show_progress(enabled: bool | None) -> bool:
     """
     if enabled is not None:
         return bool(enabled)
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false"):
+        return False
     isatty = getattr(sys.stderr, "isatty", None)
     return bool(isatty and isatty()) or "ipykernel" in sys.modules
 
