@@ -21,7 +21,10 @@ from xsfm.progress import tick
 if TYPE_CHECKING:
     from xsfm.model import Model
 
-__all__ = ["downscale_chunk", "filter_chunk", "flowdas_chunk"]
+__all__ = ["MIN_ROWS", "downscale_chunk", "filter_chunk", "flowdas_chunk"]
+
+#: rows the FlowDAS drift network sees at least, per call, on the CPU (see :func:`flowdas_chunk`)
+MIN_ROWS = 32
 
 
 def _flat_hist(hist: np.ndarray, index: np.ndarray, label: str) -> np.ndarray:
@@ -63,8 +66,12 @@ def flowdas_chunk(
     gens = stream_generators(kw["seed"], index.ravel(), members, device=device)
     network = cached_network(kw["model"], device)
     y_rows = _obs_rows(y, index, members)
+    # on the CPU the drift network sees at least MIN_ROWS rows per call (zero rows pad a small
+    # chunk): float32 GEMMs round differently only for very few rows, so a trajectory's result
+    # does not depend on which others share its chunk (bitwise whatever the chunking)
+    block = MIN_ROWS if str(device).startswith("cpu") else None
     if y_rows is None:
-        out = network.forecast(rows, kw["n_steps"], gens, steps=kw["steps"])
+        out = network.forecast(rows, kw["n_steps"], gens, steps=kw["steps"], row_block=block)
     else:
         out = network.assimilate(
             rows,
@@ -75,6 +82,7 @@ def flowdas_chunk(
             guidance=kw["guidance"],
             members=members,
             resample_members=kw["resample_members"],
+            row_block=block,
             **kw["guidance_options"],
         )
     values = from_torch(out.double().cpu())
