@@ -219,3 +219,18 @@ def test_xarray_layer_modules_do_not_import_torch_cupy_or_hypothesis():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_batches_are_sized_from_the_measured_memory_of_one_sample():
+    import xsfm
+    from xsfm.run import gpu_batch_size
+
+    assert gpu_batch_size(1, "cuda") >= 1
+    assert gpu_batch_size(10**15, "cuda") == 1  # never zero, even for a huge sample
+    coarse = xsfm.load_model("kolmogorov-sfm").example_input()
+    kw = {"model": "kolmogorov-sfm", "members": 4, "steps": 2, "seed": 0, "device": "cuda"}
+    auto = coarse.sfm.downscale(**kw)
+    one = coarse.sfm.downscale(batch_size=1, **kw)
+    np.testing.assert_allclose(auto["vorticity"].values, one["vorticity"].values, atol=1e-3)

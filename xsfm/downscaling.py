@@ -79,9 +79,10 @@ def downscale(
     device
         ``"auto"`` (GPU for cupy input or when CUDA is available), ``"cpu"`` or ``"cuda"``.
     batch_size
-        Samples per network call on a GPU (each with all its members; default ``64 // members``).
-        On the CPU the network always sees one sample's members per call, so that results do not
-        depend on batching.
+        Samples per network call on a GPU (each with all its members). Default: the first
+        sample runs alone and its measured peak memory sizes the batches to half the GPU's free
+        memory. On the CPU the network always sees one sample's members per call, so that
+        results do not depend on batching.
     variables
         Explicit mapping ``{card_name: name_in_obj}`` when names and standard names do not match.
     regrid

@@ -146,11 +146,18 @@ def downscale_chunk(
     # matmuls round differently with the number of rows, so a fixed batch makes every sample's
     # result bitwise independent of batch_size and chunking (the cost: benchmarks/scale.py,
     # "batching" rows). On a GPU, batch_size samples go together (speed over bitwise identity).
+    # On a GPU without batch_size, the first sample runs alone and its measured peak memory sizes
+    # the batches of the rest (half the free memory).
     on_cpu = torch.device(device).type == "cpu"
-    step = 1 if on_cpu else (batch_size or max(1, 64 // members))
+    step = 1 if on_cpu else (batch_size or 1)
+    measure = not on_cpu and batch_size is None and torch.device(device).type == "cuda"
     outputs = []
     with torch.inference_mode():
-        for start in range(0, flat.shape[0], step):
+        start = 0
+        while start < flat.shape[0]:
+            if measure:
+                torch.cuda.reset_peak_memory_stats(device)
+                before = torch.cuda.memory_allocated(device)
             x = to_torch(flat[start : start + step], device=device, dtype=torch.float32)
             gens = stream_generators(seed, flat_index[start : start + step], members, device=device)
             y = network.sample(
@@ -158,5 +165,20 @@ def downscale_chunk(
             )
             outputs.append(from_torch(y.float(), like=array))
             tick(x.shape[0])
+            start += x.shape[0]
+            if measure:
+                step = gpu_batch_size(torch.cuda.max_memory_allocated(device) - before, device)
+                measure = False
     out = np.concatenate(outputs, axis=0) if outputs else np.empty((0,))
     return out.reshape(*lead, *out.shape[1:])
+
+
+def gpu_batch_size(per_sample_bytes: int, device: str, fraction: float = 0.5) -> int:
+    """Samples per network call on a GPU: ``fraction`` of its free memory over one sample's peak.
+
+    ``per_sample_bytes`` is the peak memory one sample (all its members) took, measured.
+    """
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return max(1, int(fraction * free) // max(int(per_sample_bytes), 1))
