@@ -269,3 +269,16 @@ def test_cli_runs_on_a_running_scheduler(tmp_path, coarse):
     assert ref.returncode == 0, ref.stderr
     a, b = xr.open_zarr(tmp_path / "a.zarr"), xr.open_zarr(tmp_path / "b.zarr")
     np.testing.assert_array_equal(a["vorticity"].values, b["vorticity"].values)
+
+
+def test_a_job_killed_right_after_its_metadata_resumes(tmp_path):
+    ds = xr.Dataset({"a": ("time", dask.array.arange(6.0, chunks=2))})
+    key = job_key(command="test")
+    target = check_output(tmp_path / "a.zarr", job=key)
+    ds.assign_attrs({INCOMPLETE_ATTR: key}).to_zarr(target.path, compute=False, zarr_format=2)
+    resumed = check_output(tmp_path / "a.zarr", job=key)  # metadata only: no region markers yet
+    assert resumed.resume
+    write_output(ds, resumed, progress=False)
+    done = xr.open_zarr(tmp_path / "a.zarr")
+    assert INCOMPLETE_ATTR not in done.attrs
+    np.testing.assert_array_equal(done["a"].values, np.arange(6.0))

@@ -278,7 +278,7 @@ def _write_zarr(ds: xr.Dataset, target: OutputTarget, progress: bool | None) -> 
         ds.assign_attrs({INCOMPLETE_ATTR: job}).to_zarr(
             path, mode="w-", compute=False, zarr_format=ZARR_FORMAT, consolidated=True
         )
-        marks.mkdir()
+    marks.mkdir(exist_ok=True)  # also when a job died between the metadata and this line
     todo = [r for r in regions if not (marks / _mark_name(dim, r)).exists()]
     with _progress(len(regions), f"writing {path.name}", progress) as bar:
         bar.update(len(regions) - len(todo))
