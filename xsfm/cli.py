@@ -76,6 +76,13 @@ def _default_chunks(out, source, dims) -> dict[str, int]:
     return {dim: max(1, min(source.sizes[dim], REGION_BYTES // max(per_row, 1)))}
 
 
+def _weights_id(model: str) -> str | None:
+    """The model's weights sha256, so a resumed job never mixes two versions of a model."""
+    import xsfm
+
+    return xsfm.load_model(model).card.weights_sha256
+
+
 @contextlib.contextmanager
 def _scheduler(args: argparse.Namespace):
     """The dask scheduler of a job: a new local cluster (--workers), a running one (--scheduler)."""
@@ -145,7 +152,7 @@ def _cmd_downscale(args: argparse.Namespace) -> int:
     }
     job = job_key(
         command="downscale", input=input_identity(args.input), chunks=chunks,
-        **{k: v for k, v in options.items() if k != "batch_size"},
+        weights=_weights_id(args.model), **{k: v for k, v in options.items() if k != "batch_size"},
     )  # fmt: skip
     target = check_output(args.output, inputs=[args.input], overwrite=args.overwrite, job=job)
     ds = _open(args.input, chunks={})
@@ -176,7 +183,7 @@ def _cmd_assimilate(args: argparse.Namespace) -> int:
     job = job_key(
         command="assimilate", state=input_identity(args.state), obs=input_identity(args.obs),
         chunks=chunks, state_variable=args.state_variable, obs_variable=args.obs_variable,
-        **options,
+        weights=_weights_id(args.model), **options,
     )  # fmt: skip
     target = check_output(
         args.output, inputs=[args.state, args.obs], overwrite=args.overwrite, job=job
