@@ -74,6 +74,7 @@ FLOWDAS_VARIANTS = {
     # members drawn by the predictive likelihood before each analysis, 8 members (the long
     # window's best setting, candidate for the card's default)
     "flowdas-predictive-zeta5e-3": {"zeta": 5e-3, "resample_members": "predictive", "members": 8},
+    "flowdas-predictive-zeta2e-3": {"zeta": 2e-3, "resample_members": "predictive", "members": 8},
 }
 LONG_VARIANTS: dict[str, dict[str, Any]] = {
     "flowdas-1st-softmax-zeta2e-4": {"zeta": 2e-4},
@@ -88,6 +89,7 @@ LONG_VARIANTS: dict[str, dict[str, Any]] = {
     "flowdas-survive-zeta7e-3": {"zeta": 7e-3, "resample_members": "diverged", "members": 4},
     # members drawn by the predictive likelihood before each analysis (a fully adapted filter)
     "flowdas-predictive-zeta5e-3": {"zeta": 5e-3, "resample_members": "predictive", "members": 8},
+    "flowdas-predictive-zeta2e-3": {"zeta": 2e-3, "resample_members": "predictive", "members": 8},
 }
 
 # FlowDAS (Chen et al., NeurIPS 2025, arXiv:2501.16642), Table 1 as printed in the camera-ready text
