@@ -46,6 +46,7 @@ FLOORS = {
     "testing": 5,
     "plot": 5,
     "cli": 6,
+    "jobs": 6,
     "demo": 6,
     "__main__": 6,
 }

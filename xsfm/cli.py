@@ -7,9 +7,9 @@ Subcommands: ``demo``, ``models``, ``downscale IN OUT``, ``assimilate STATE OBS 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -57,57 +57,6 @@ def _chunks(pairs: Sequence[str] | None) -> dict[str, int]:
     return out
 
 
-#: output bytes one region (one dask task) aims at when --chunks is not given
-REGION_BYTES = 64 * 2**20
-
-
-def _default_chunks(out, source, dims) -> dict[str, int]:
-    """Chunks of ``source`` along the first of ``dims`` it has, so one output region is ~64 MB."""
-    import math
-
-    dim = next((d for d in dims if d in source.dims and source.sizes[d] > 1), None)
-    if dim is None:
-        return {}
-    per_row = sum(
-        v.dtype.itemsize * math.prod(n for d, n in v.sizes.items() if d != dim)
-        for v in out.data_vars.values()
-        if dim in v.dims
-    )
-    return {dim: max(1, min(source.sizes[dim], REGION_BYTES // max(per_row, 1)))}
-
-
-def _weights_id(model: str) -> str | None:
-    """The model's weights sha256, so a resumed job never mixes two versions of a model."""
-    import xsfm
-
-    return xsfm.load_model(model).card.weights_sha256
-
-
-@contextlib.contextmanager
-def _scheduler(args: argparse.Namespace):
-    """The dask scheduler of a job: a new local cluster (--workers), a running one (--scheduler)."""
-    if args.workers is None and args.scheduler is None:
-        yield None
-        return
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise SystemExit(
-            "xsfm: --workers/--scheduler need dask.distributed: pip install 'xsfm[distributed]'"
-        ) from None
-    if args.scheduler is not None:
-        with Client(args.scheduler) as client:
-            yield client
-        return
-    with (
-        LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
 def _cmd_models(args: argparse.Namespace) -> int:
     import xsfm
     from xsfm.models.registry import has_weights, resolve_model_path
@@ -135,8 +84,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _where(args: argparse.Namespace) -> dict[str, Any]:
+    """Where and how a file job runs: ``--workers``/``--scheduler`` and ``--no-progress``."""
+    return {
+        "workers": args.workers,
+        "address": args.scheduler,
+        "progress": False if args.no_progress else None,
+    }
+
+
 def _cmd_downscale(args: argparse.Namespace) -> int:
-    from xsfm.xr.files import check_output, input_identity, job_key, write_output
+    from xsfm.jobs import run_job, weights_id
+    from xsfm.xr.files import check_output, input_identity, job_key
 
     chunks = _chunks(args.chunks)
     options = {
@@ -152,24 +111,20 @@ def _cmd_downscale(args: argparse.Namespace) -> int:
     }
     job = job_key(
         command="downscale", input=input_identity(args.input), chunks=chunks,
-        weights=_weights_id(args.model), **{k: v for k, v in options.items() if k != "batch_size"},
+        weights=weights_id(args.model), **{k: v for k, v in options.items() if k != "batch_size"},
     )  # fmt: skip
     target = check_output(args.output, inputs=[args.input], overwrite=args.overwrite, job=job)
     ds = _open(args.input, chunks={})
-    fine = ds.sfm.downscale(**options)  # lazy: validates the input, computes nothing
-    if not chunks:
-        first = next(iter(fine.data_vars.values()))  # dims (member, *pass-through, y, x)
-        chunks = _default_chunks(fine, ds, first.dims[1:-2])
-    if chunks:
-        fine = ds.chunk(chunks).sfm.downscale(**options)
-    with _scheduler(args):
-        write_output(fine, target, progress=False if args.no_progress else None)
-    print(f"wrote {target.path}: {dict(fine.sizes)}")
-    return 0
+    # output dims (member, *pass-through, y, x)
+    return run_job(
+        target, ds, chunks, lambda d: d.sfm.downscale(**options), lambda dims: slice(1, -2),
+        **_where(args),
+    )  # fmt: skip
 
 
 def _cmd_assimilate(args: argparse.Namespace) -> int:
-    from xsfm.xr.files import check_output, input_identity, job_key, write_output
+    from xsfm.jobs import run_job, weights_id
+    from xsfm.xr.files import check_output, input_identity, job_key
 
     chunks = _chunks(args.chunks)
     options = {
@@ -183,7 +138,7 @@ def _cmd_assimilate(args: argparse.Namespace) -> int:
     job = job_key(
         command="assimilate", state=input_identity(args.state), obs=input_identity(args.obs),
         chunks=chunks, state_variable=args.state_variable, obs_variable=args.obs_variable,
-        weights=_weights_id(args.model), **options,
+        weights=weights_id(args.model), **options,
     )  # fmt: skip
     target = check_output(
         args.output, inputs=[args.state, args.obs], overwrite=args.overwrite, job=job
@@ -198,16 +153,14 @@ def _cmd_assimilate(args: argparse.Namespace) -> int:
     ):
         if name not in ds.data_vars:
             raise KeyError(f"{flag} {name!r} is not a variable of the file ({list(ds.data_vars)})")
-    result = state[state_var].sfm.assimilate(obs[obs_var], **options)
-    if not chunks:
-        dims = next(iter(result.data_vars.values())).dims  # (member, *pass-through, time, *state)
-        chunks = _default_chunks(result, state, dims[1 : dims.index("time")])
-    if chunks:
-        result = state.chunk(chunks)[state_var].sfm.assimilate(obs[obs_var], **options)
-    with _scheduler(args):
-        write_output(result, target, progress=False if args.no_progress else None)
-    print(f"wrote {target.path}: {dict(result.sizes)}")
-    return 0
+
+    def run(ds: Any) -> Any:
+        return ds[state_var].sfm.assimilate(obs[obs_var], **options)
+
+    # output dims (member, *pass-through, time, *state)
+    return run_job(
+        target, state, chunks, run, lambda dims: slice(1, dims.index("time")), **_where(args)
+    )
 
 
 def _time_step(text: str | None) -> float | str | None:

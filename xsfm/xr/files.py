@@ -23,14 +23,16 @@ is then resumed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from xsfm.errors import InputError
@@ -187,44 +189,23 @@ def check_output(
     )
 
 
-def _region_dim(ds: xr.Dataset) -> Hashable | None:
-    """The first dim along which the data variables are chunked in more than one piece."""
+def _zarr_regions(ds: xr.Dataset) -> tuple[Hashable | None, list[slice]]:
+    """The region dim and its chunks as slices (``(None, [slice(None)])``: one region).
+
+    The region dim is the first dim a data variable is chunked along in more than one piece.
+    """
     for var in ds.data_vars.values():
-        if var.chunks is None:
-            continue
-        for dim, sizes in zip(var.dims, var.chunks, strict=True):
+        for dim, sizes in zip(var.dims, var.chunks or (), strict=False):
             if len(sizes) > 1:
-                return dim
-    return None
-
-
-def _regions(ds: xr.Dataset, dim: Hashable) -> list[slice]:
-    chunks = next(
-        v.chunks[v.dims.index(dim)] for v in ds.data_vars.values() if v.chunks and dim in v.dims
-    )
-    out, start = [], 0
-    for size in chunks:
-        out.append(slice(start, start + size))
-        start += size
-    return out
+                bounds = np.cumsum((0, *sizes))
+                return dim, [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+    return None, [slice(None)]
 
 
 def _progress(total: int, desc: str, enabled: bool | None) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="region", disable=not show_progress(enabled))
-
-
-@contextlib.contextmanager
-def _removed_on_error(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-        raise
 
 
 def _remove(path: Path) -> None:
@@ -253,11 +234,14 @@ def write_output(ds: xr.Dataset, target: OutputTarget, *, progress: bool | None 
 def _write_netcdf(ds: xr.Dataset, target: OutputTarget, progress: bool | None) -> Path:
     path = target.path
     partial = path.with_name(f".{path.name}.xsfm-partial-{os.getpid()}")
-    with _removed_on_error(partial):
+    try:
         delayed = ds.to_netcdf(partial, compute=False)
         with dask_progress(progress, f"writing {path.name}"):
             delayed.compute()
         os.replace(partial, path) if not path.is_dir() else _replace_dir(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # the target stays as it was
+        raise
     return path
 
 
@@ -269,8 +253,7 @@ def _replace_dir(new: Path, old: Path) -> None:
 def _write_zarr(ds: xr.Dataset, target: OutputTarget, progress: bool | None) -> Path:
     path = target.path
     job = target.job or job_key(output=str(path))
-    dim = _region_dim(ds)
-    regions = _regions(ds, dim) if dim is not None else [slice(None)]
+    dim, regions = _zarr_regions(ds)
     marks = path / REGIONS_DIR
     if not target.resume:
         if path.exists() or path.is_symlink():
@@ -339,9 +322,3 @@ def dask_progress(enabled: bool | None, desc: str) -> Iterator[None]:
 
     with _Bar():
         yield
-
-
-def resumable_regions(ds: xr.Dataset) -> Sequence[slice]:
-    """The regions a zarr write would use (for tests and progress estimates)."""
-    dim = _region_dim(ds)
-    return _regions(ds, dim) if dim is not None else [slice(None)]
