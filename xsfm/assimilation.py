@@ -372,22 +372,19 @@ def _check_size(
     prepared: Any, members: int, n_steps: int, state_shape: tuple[int, ...], particles: int
 ) -> None:
     """Refuse a call whose trajectories (one chunk's, for dask input) cannot fit in memory."""
-    from xsfm.xr.params import check_fits_in_memory
+    from xsfm.xr.params import check_fits_in_memory, rows_at_once
 
-    data = prepared.data
-    if data.chunks is None:
-        rows = int(np.prod([data.sizes[d] for d in prepared.pass_dims]))
-        hint = "use fewer members or steps, or chunk the state with dask and write to zarr"
-    else:
-        chunks = dict(zip(data.dims, data.chunks, strict=True))
-        rows = int(np.prod([max(chunks[d]) for d in prepared.pass_dims]))
-        hint = "use fewer members or steps, or smaller chunks along the pass-through dims"
+    rows = rows_at_once(prepared.data, prepared.pass_dims)
+    hint = (
+        "use fewer members or steps, or chunk the state with dask and write to zarr"
+        if prepared.data.chunks is None
+        else "use fewer members or steps, or smaller chunks along the pass-through dims"
+    )
     per_row = 8 * (members * n_steps + particles) * int(np.prod(state_shape))
     check_fits_in_memory(
-        max(rows, 1) * per_row,
+        rows * per_row,
         f"assimilate(members={members}{f', particles={particles}' if particles else ''}) over "
-        f"{n_steps} steps on "
-        f"{max(rows, 1)} trajectory(ies)",
+        f"{n_steps} steps on {rows} trajectory(ies)",
         hint,
     )
 

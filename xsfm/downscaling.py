@@ -171,18 +171,17 @@ def _check_size(
     fine_shape: tuple[int, ...],
 ) -> None:
     """Refuse a call whose output (one chunk's, for dask input) cannot fit in memory."""
-    from xsfm.xr.params import check_fits_in_memory
+    from xsfm.xr.params import check_fits_in_memory, rows_at_once
 
     per_sample = 4 * members * outputs * int(np.prod(fine_shape))
-    if data.chunks is None:
-        samples = int(np.prod([data.sizes[d] for d in sample_dims]))
-        hint = "use fewer members, or chunk the input with dask (obj.chunk(...)) and write to zarr"
-    else:
-        chunks = dict(zip(data.dims, data.chunks, strict=True))
-        samples = int(np.prod([max(chunks[d]) for d in sample_dims]))
-        hint = "use fewer members or smaller chunks along the pass-through dims"
-    # a network batch holds one sample's members; its activations are several times the output
+    samples = rows_at_once(data, sample_dims)
+    hint = (
+        "use fewer members, or chunk the input with dask (obj.chunk(...)) and write to zarr"
+        if data.chunks is None
+        else "use fewer members or smaller chunks along the pass-through dims"
+    )
     check_fits_in_memory(
-        max(samples, 1) * per_sample, f"downscale(members={members}) on {max(samples, 1)} "
-        f"sample(s) of {fine_shape[0]}x{fine_shape[1]}", hint,
-    )  # fmt: skip
+        samples * per_sample,
+        f"downscale(members={members}) on {samples} sample(s) of {fine_shape[0]}x{fine_shape[1]}",
+        hint,
+    )

@@ -19,6 +19,7 @@ __all__ = [
     "ensemble_size",
     "memory_bytes",
     "particle_count",
+    "rows_at_once",
 ]
 
 
@@ -75,6 +76,24 @@ def memory_bytes() -> int:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return 0
+
+
+def rows_at_once(data: Any, dims: Any) -> int:
+    """Samples along ``dims`` one task holds at once: all for numpy data, a largest chunk's for dask.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray(np.zeros((6, 4)), dims=("time", "x"))
+    >>> rows_at_once(da, ["time"]), rows_at_once(da.chunk(time=4), ["time"])
+    (6, 4)
+    """
+    if data.chunks is None:
+        sizes = [data.sizes[d] for d in dims]
+    else:
+        chunks = dict(zip(data.dims, data.chunks, strict=True))
+        sizes = [max(chunks[d]) for d in dims]
+    return max(int(np.prod(sizes)), 1)
 
 
 def check_fits_in_memory(nbytes: int, call: str, hint: str, *, limit: int | None = None) -> None:
