@@ -20,8 +20,8 @@ import xarray as xr
 import xsfm
 from xsfm.errors import WeightsMissingError
 from xsfm.models.corrdiff_import import import_corrdiff
-from xsfm.models.corrdiff_package import bilinear_latlon_map, sincos_grid
-from xsfm.nn.songunet import corrdiff_generate
+from xsfm.models.corrdiff_package import bilinear_latlon_map
+from xsfm.nn.songunet import corrdiff_generate, positional_grid
 from xsfm.sampling.rng import stream_generators
 
 zarr = pytest.importorskip("zarr")
@@ -130,7 +130,7 @@ def test_an_imported_package_downscales_onto_its_curvilinear_grid(tmp_path, as_z
     fine_in = full.reshape(3, 18, 18)[:, 1:-1, 1:-1].float()
     center, scale = torch.tensor([280.0, 1.0, -1.0]), torch.tensor([10.0, 3.0, 4.0])
     norm = ((fine_in - center[:, None, None]) / scale[:, None, None])[None]
-    reg_in = torch.cat([norm, sincos_grid(16, 16)[None]], 1)
+    reg_in = torch.cat([norm, positional_grid("sinusoidal", 4, 16, 16)[None]], 1)
     latents = torch.stack([torch.randn(2, 16, 16, generator=g) for g in gens]).double()
     with torch.inference_mode():
         y = corrdiff_generate(net.regression, net.diffusion, reg_in, norm, latents,

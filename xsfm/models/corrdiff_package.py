@@ -12,7 +12,8 @@ takes before them (as earth2studio's ``CorrDiffTaiwan`` does):
    import from the two grids and stored as buffers);
 2. the fields are normalised per channel (``(x - in_center) / in_scale``);
 3. the regression network gets them with 4 sinusoidal grid channels when the package has them
-   (``sin``/``cos`` of ``linspace(0, 2 pi, H)`` across each axis, endpoints included);
+   (``sin``/``cos`` of ``linspace(0, 2 pi, H)`` across each axis, endpoints included: the
+   ``"sinusoidal"`` grid of :func:`xsfm.nn.songunet.positional_grid`);
 4. each member's residual is sampled by the package's sampler from its own unit-noise latent
    (drawn from the member's random stream, so results do not depend on batching), conditioned
    on the normalised fields (and the regression mean with ``hr_mean_conditioning``);
@@ -31,9 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from xsfm.nn.songunet import corrdiff_generate
+from xsfm.nn.songunet import corrdiff_generate, positional_grid
 
-__all__ = ["CorrDiffPackageDownscaler", "bilinear_latlon_map", "sincos_grid"]
+__all__ = ["CorrDiffPackageDownscaler", "bilinear_latlon_map"]
 
 
 def bilinear_latlon_map(
@@ -64,23 +65,6 @@ def bilinear_latlon_map(
     index = np.stack([i * w + j, i * w + j + 1, (i + 1) * w + j, (i + 1) * w + j + 1])
     weight = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx])
     return index.astype(np.int64), weight
-
-
-def sincos_grid(height: int, width: int) -> torch.Tensor:
-    """CorrDiff's 4 grid channels ``[4, H, W]``: sin/cos of ``linspace(0, 2 pi)`` along x and y.
-
-    Channel order as CorrDiff's inference: ``sin`` along x, ``sin`` along y, ``cos`` along x,
-    ``cos`` along y (``linspace`` includes both end points).
-
-    Examples
-    --------
-    >>> sincos_grid(3, 2)[:, 0, 1].round(decimals=6).tolist()
-    [-0.0, 0.0, 1.0, 1.0]
-    """
-    ay = torch.linspace(0, 2 * math.pi, height, dtype=torch.float64)
-    ax = torch.linspace(0, 2 * math.pi, width, dtype=torch.float64)
-    gy, gx = torch.meshgrid(ay, ax, indexing="ij")
-    return torch.stack([gx.sin(), gy.sin(), gx.cos(), gy.cos()]).to(torch.float32)
 
 
 def _member_noise(gens: Sequence[torch.Generator]) -> Any:
@@ -215,13 +199,13 @@ class CorrDiffPackageDownscaler(nn.Module):
             settings["num_steps"] = int(steps)
         if solver is not None:
             settings["solver"] = solver
+        grid = None
+        if self.config.get("grid_channels") == "sincos":
+            grid = positional_grid("sinusoidal", 4, *self.fine_shape).to(norm.device)[None]
         out = []
         for b in range(batch):
             cond = norm[b : b + 1]
-            reg_in = cond
-            if self.config.get("grid_channels") == "sincos":
-                grid = sincos_grid(*self.fine_shape).to(cond.device)[None]
-                reg_in = torch.cat([cond, grid], dim=1)
+            reg_in = cond if grid is None else torch.cat([cond, grid], dim=1)
             gens = generators[b * members : (b + 1) * members]
             latents = self._latents(gens, x)
             y = corrdiff_generate(
