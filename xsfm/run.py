@@ -69,9 +69,9 @@ def flowdas_chunk(
     # on the CPU the drift network sees at least MIN_ROWS rows per call (zero rows pad a small
     # chunk): float32 GEMMs round differently only for very few rows, so a trajectory's result
     # does not depend on which others share its chunk (bitwise whatever the chunking)
-    block = MIN_ROWS if str(device).startswith("cpu") else None
+    min_rows = MIN_ROWS if str(device).startswith("cpu") else None
     if y_rows is None:
-        out = network.forecast(rows, kw["n_steps"], gens, steps=kw["steps"], row_block=block)
+        out = network.forecast(rows, kw["n_steps"], gens, steps=kw["steps"], min_rows=min_rows)
     else:
         out = network.assimilate(
             rows,
@@ -82,7 +82,7 @@ def flowdas_chunk(
             guidance=kw["guidance"],
             members=members,
             resample_members=kw["resample_members"],
-            row_block=block,
+            min_rows=min_rows,
             **kw["guidance_options"],
         )
     values = from_torch(out.double().cpu())

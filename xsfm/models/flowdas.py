@@ -103,7 +103,7 @@ class FlowDAS(FlowDASDrift):
         step_kwargs: Callable[[int], dict[str, Any]],
         select: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
         before: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
-        row_block: int | None = None,
+        min_rows: int | None = None,
     ) -> torch.Tensor:
         history = self._check_history(history)
         if len(generators) != history.shape[0]:
@@ -121,7 +121,7 @@ class FlowDAS(FlowDASDrift):
                 if ancestors is not None:
                     hist = hist[ancestors]
             x_next = self._transition(
-                hist, generators, n_sde, allow_nonfinite=select is not None, row_block=row_block,
+                hist, generators, n_sde, allow_nonfinite=select is not None, min_rows=min_rows,
                 **step_kwargs(t),
             )  # fmt: skip
             index = None if select is None else select(t, x_next)
@@ -139,12 +139,12 @@ class FlowDAS(FlowDASDrift):
         hist: torch.Tensor,
         generators: Sequence[torch.Generator],
         steps: int,
-        row_block: int | None = None,
+        min_rows: int | None = None,
         **sample_options: Any,
     ) -> torch.Tensor:
         """One interpolant SDE of ``steps`` steps from normalised ``hist [B, L, *state]``.
 
-        With ``row_block`` the drift network is evaluated on at least that many rows (the call is
+        With ``min_rows`` the drift network is evaluated on at least that many rows (the call is
         padded with zero rows): float32 matmuls on the CPU round differently for very few rows
         (below about 11 rows, measured with torch 2.13's CPU GEMM), and identically for any
         larger number, so each row's result does not depend on how many others share the call.
@@ -152,9 +152,9 @@ class FlowDAS(FlowDASDrift):
 
         def drift(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             n = x.shape[0]
-            if row_block is None or n >= row_block:
+            if min_rows is None or n >= min_rows:
                 return self.drift(x, s, hist)
-            pad = row_block - n
+            pad = min_rows - n
 
             def padded(t: torch.Tensor) -> torch.Tensor:
                 return torch.cat([t, t.new_zeros((pad, *t.shape[1:]))])
@@ -178,7 +178,7 @@ class FlowDAS(FlowDASDrift):
         generators: Sequence[torch.Generator],
         steps: int | None = None,
         *,
-        row_block: int | None = None,
+        min_rows: int | None = None,
     ) -> torch.Tensor:
         """Unguided autoregressive rollout.
 
@@ -193,7 +193,7 @@ class FlowDAS(FlowDASDrift):
             One generator per row (sample-major ``[(traj 0, member 0), (traj 0, member 1), ...]``).
         steps
             SDE steps per forecast step (default: the model's, 500).
-        row_block
+        min_rows
             Evaluate the drift network on at least this many rows (zero rows pad smaller calls),
             so that a row's result does not depend on how many rows share the call (None: as
             they come).
@@ -204,9 +204,7 @@ class FlowDAS(FlowDASDrift):
             ``[B, lead, *state]``, physical units.
         """
         with torch.inference_mode():
-            return self._rollout(
-                history, lead, generators, steps, lambda t: {}, row_block=row_block
-            )
+            return self._rollout(history, lead, generators, steps, lambda t: {}, min_rows=min_rows)
 
     def assimilate(
         self,
@@ -220,7 +218,7 @@ class FlowDAS(FlowDASDrift):
         *,
         members: int = 1,
         resample_members: bool | str = False,
-        row_block: int | None = None,
+        min_rows: int | None = None,
         **guidance_options: Any,
     ) -> torch.Tensor:
         r"""Guided autoregressive rollout: one analysis state per observation time.
@@ -256,7 +254,7 @@ class FlowDAS(FlowDASDrift):
             domain (see ``LOST_BOUND``), each by a copy of
             a surviving member of its trajectory drawn uniformly (with the lost member's own
             generator, so the survivors' results are those of a run without replacement).
-        row_block
+        min_rows
             As for :meth:`forecast`.
 
         Returns
@@ -330,7 +328,7 @@ class FlowDAS(FlowDASDrift):
 
             def forecast(hist: torch.Tensor) -> torch.Tensor:
                 return self._transition(
-                    hist, generators, n_forecast, allow_nonfinite=True, row_block=row_block
+                    hist, generators, n_forecast, allow_nonfinite=True, min_rows=min_rows
                 )
 
             before = predictive_resampler(
@@ -338,7 +336,7 @@ class FlowDAS(FlowDASDrift):
             )
         with torch.no_grad():
             return self._rollout(
-                history, obs.shape[1], generators, steps, kwargs, select, before, row_block
+                history, obs.shape[1], generators, steps, kwargs, select, before, min_rows
             )
 
 
