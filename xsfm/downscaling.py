@@ -57,6 +57,9 @@ def downscale(
     solver: str | None = None,
     progress: bool | None = None,
     dtype: str | None = None,
+    obs: xr.DataArray | xr.Dataset | None = None,
+    obs_noise_std: float | None = None,
+    guidance_scale: float | None = None,
     **sample_kwargs: Any,
 ) -> xr.Dataset:
     """Downscale coarse fields to the model's fine grid as an ensemble.
@@ -94,6 +97,20 @@ def downscale(
         ``"bfloat16"`` runs the network under bfloat16 autocast (weights and the sampler's
         state stay float32; faster where the hardware has bfloat16 units, rounding differs from
         float32), ``"float32"``, or None: the card's.
+    obs
+        Observations inside the fine domain that every member should agree with (see
+        :mod:`xsfm.xr.fine_observations`): station values along one dim with ``y``/``x``
+        coordinates (the fine grid's coordinate names and units; bilinear, need not lie on grid
+        points), or a field on the fine grid with NaN where unobserved; other dims pair with the
+        input's pass-through dims by label (NaN: missing). Each ODE step of the sampler is then
+        steered toward them (likelihood guidance through the network,
+        :mod:`xsfm.models.downscaling.guidance`); None: plain downscaling.
+    obs_noise_std
+        Observation noise standard deviation in the observations' units (default:
+        ``obs.attrs["observation_noise_std"]``).
+    guidance_scale
+        Multiplier of the guidance correction (default: the card's ``sampler.guidance_scale``,
+        else :data:`~xsfm.models.downscaling.guidance.DEFAULT_SCALE`).
     **sample_kwargs
         Passed to the network's ``sample`` (e.g. ``rho``).
 
@@ -130,14 +147,18 @@ def downscale(
 
     dev = device_for(data.data, device)
     _check_size(data, prepared.sample_dims, members, len(prepared.output_specs), fine_shape)
-    from xsfm.xr.chunks import map_samples
+    from xsfm.xr.chunks import map_rows
 
+    inputs: list[tuple[xr.DataArray, list[Any]]] = [(data, ["channel", grid.y_dim, grid.x_dim])]
+    guidance = None
+    if obs is not None:
+        fine_obs, guidance = _guidance(m, obs, prepared, obs_noise_std, guidance_scale)
+        inputs.append((fine_obs.data, fine_obs.core_dims))
     n_samples = int(np.prod([data.sizes[d] for d in prepared.sample_dims]))
     with reporting(n_samples, "downscale", progress if data.chunks is None else False, "sample"):
-        result = map_samples(
+        result = map_rows(
             downscale_chunk,
-            data,
-            core_in=["channel", grid.y_dim, grid.x_dim],
+            inputs,
             core_out={
                 "member": members,
                 "_out": len(prepared.output_specs),
@@ -154,13 +175,59 @@ def downscale(
                 "device": dev,
                 "batch_size": batch_size,
                 "sample_kwargs": {**sample_kwargs, **({"dtype": dtype} if dtype else {})},
+                "guidance": guidance,
             },
         )
     call = (
         f"downscale(model={m.name!r}, members={members}, steps={steps}, seed={seed}, "
-        f"solver={solver!r}, device={dev!r}" + (f", dtype={dtype!r})" if dtype else ")")
+        f"solver={solver!r}, device={dev!r}" + (f", dtype={dtype!r}" if dtype else "")
     )
-    return assemble_output(result, m, prepared, ds, call)
+    if guidance is not None:
+        call += (
+            f", obs=<{fine_obs.description} of {fine_obs.variable!r}, noise std "
+            f"{fine_obs.noise_std:.4g}>, guidance_scale={guidance['scale']:.4g}"
+        )
+    return assemble_output(result, m, prepared, ds, call + ")")
+
+
+def _guidance(
+    m: Model,
+    obs: xr.DataArray | xr.Dataset,
+    prepared: Any,
+    noise_std: float | None,
+    scale: float | None,
+) -> tuple[Any, dict[str, Any]]:
+    """Check the observations and the model before any sampling: rows and guidance options."""
+    from xsfm.models.downscaling.guidance import DEFAULT_SCALE
+    from xsfm.xr.fine_observations import prepare_fine_observations
+
+    network = m.network()
+    if not getattr(network, "supports_guidance", False):
+        raise ValueError(
+            f"model {m.name!r} ({m.card.method}) cannot be guided by observations: guidance "
+            "steers the sampler of a flow or diffusion model (sfm, cfm, edm, corrdiff trained "
+            "by xsfm)"
+        )
+    if scale is None:
+        scale = float(m.card.sampler.get("guidance_scale", DEFAULT_SCALE))
+    if not np.isfinite(scale) or scale < 0:
+        raise ValueError(f"guidance_scale must be a finite number >= 0, got {scale!r}")
+    fine_obs = prepare_fine_observations(
+        obs,
+        outputs=prepared.output_specs,
+        fine_axes=fine_axes(m, prepared),
+        inputs=prepared.data,
+        sample_dims=prepared.sample_dims,
+        periodic=bool(getattr(network, "periodic", False)),
+        noise_std=noise_std,
+    )
+    options = {
+        "operator": fine_obs.operator,
+        "channel": fine_obs.channel,
+        "noise_std": fine_obs.noise_std,
+        "scale": float(scale),
+    }
+    return fine_obs, options
 
 
 def _check_size(

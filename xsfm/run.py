@@ -122,6 +122,7 @@ def filter_chunk(hist: np.ndarray, index: np.ndarray, y: np.ndarray, **kw: Any) 
 def downscale_chunk(
     array: np.ndarray,
     index: np.ndarray,
+    obs: np.ndarray | None = None,
     *,
     model: Model,
     members: int,
@@ -131,15 +132,25 @@ def downscale_chunk(
     device: str,
     batch_size: int | None,
     sample_kwargs: dict[str, Any],
+    guidance: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Sample all members of all samples in one chunk: ``[..., C, h, w] -> [..., M, Cout, H, W]``."""
+    """Sample all members of all samples in one chunk: ``[..., C, h, w] -> [..., M, Cout, H, W]``.
+
+    With ``obs [..., *obs_shape]`` (one row per sample) and ``guidance`` (``operator``,
+    ``channel``, ``noise_std``, ``scale``) the sampler is steered toward the observations
+    (:mod:`xsfm.models.downscaling.guidance`).
+    """
     import torch
 
     from xsfm.backend import cached_network, from_torch, to_torch
+    from xsfm.models.downscaling.guidance import ObservationGuidance
     from xsfm.sampling.rng import stream_generators
 
     lead = array.shape[:-3]
     flat = array.reshape(-1, *array.shape[-3:])
+    obs_flat = None
+    if obs is not None:
+        obs_flat = np.asarray(obs, dtype=np.float32).reshape(flat.shape[0], *obs.shape[len(lead) :])
     flat_index = np.asarray(index).reshape(-1)
     network = cached_network(model, device)
     # On the CPU the network sees one sample (all its members) per call: float32 convolutions and
@@ -152,7 +163,9 @@ def downscale_chunk(
     step = 1 if on_cpu else (batch_size or 1)
     measure = not on_cpu and batch_size is None and torch.device(device).type == "cuda"
     outputs = []
-    with torch.inference_mode():
+    # guidance differentiates through the network: no inference mode then (sample() runs its own
+    # no_grad and enables gradients only inside the guidance step)
+    with torch.inference_mode(obs_flat is None):
         start = 0
         while start < flat.shape[0]:
             if measure:
@@ -160,9 +173,11 @@ def downscale_chunk(
                 before = torch.cuda.memory_allocated(device)
             x = to_torch(flat[start : start + step], device=device, dtype=torch.float32)
             gens = stream_generators(seed, flat_index[start : start + step], members, device=device)
-            y = network.sample(
-                x, gens, members=members, steps=steps, solver=solver, **sample_kwargs
-            )
+            extra = dict(sample_kwargs)
+            if obs_flat is not None and guidance is not None:
+                rows = to_torch(obs_flat[start : start + step], device=device)
+                extra["guidance"] = ObservationGuidance(rows, **guidance)
+            y = network.sample(x, gens, members=members, steps=steps, solver=solver, **extra)
             outputs.append(from_torch(y.float(), like=array))
             tick(x.shape[0])
             start += x.shape[0]

@@ -146,6 +146,10 @@ class PointObservations(Observation):
         when ``y`` and ``x`` (the grid's 1-D, monotonic coordinates) are given.
     y, x
         Optional grid coordinates of the rows and columns.
+    periodic
+        The grid is periodic (e.g. a doubly periodic flow): positions wrap around, so a point
+        between the last and the first grid point interpolates between them (with coordinates,
+        they must be evenly spaced; the period is their number times their spacing).
     noise_std, units
         Noise standard deviation and units of the output (the state's); see
         :class:`~xsfm.observations.base.Observation`.
@@ -157,6 +161,8 @@ class PointObservations(Observation):
     tensor([2., 7.])
     >>> PointObservations([[15.0, 0.0]], y=[10.0, 20.0, 30.0], x=[0.0, 1.0, 2.0])(grid)
     tensor([1.5000])
+    >>> PointObservations([[0.0, 2.5]], periodic=True)(grid)  # halfway between columns 2 and 0
+    tensor([1.])
     """
 
     kind = "points"
@@ -167,6 +173,7 @@ class PointObservations(Observation):
         *,
         y: Sequence[float] | None = None,
         x: Sequence[float] | None = None,
+        periodic: bool = False,
         noise_std: float = 0.0,
         units: str | None = None,
     ) -> None:
@@ -175,22 +182,28 @@ class PointObservations(Observation):
         self.points = pts.tolist()
         self.y = None if y is None else [float(v) for v in y]
         self.x = None if x is None else [float(v) for v in x]
+        self.periodic = bool(periodic)
         rows, cols = pts[:, 0], pts[:, 1]
         if self.y is not None:
-            rows = _fractional_index(np.asarray(self.y), rows, "y")
+            rows = _fractional_index(np.asarray(self.y), rows, "y", self.periodic)
         if self.x is not None:
-            cols = _fractional_index(np.asarray(self.x), cols, "x")
+            cols = _fractional_index(np.asarray(self.x), cols, "x", self.periodic)
         self._rows, self._cols = rows, cols
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         h, w = x.shape[-2:]
-        rows = np.clip(self._rows, 0, h - 1)
-        cols = np.clip(self._cols, 0, w - 1)
-        if np.any(rows != self._rows) or np.any(cols != self._cols):
-            raise ValueError(f"observation points lie outside the {h} x {w} grid")
-        r0 = np.clip(np.floor(rows).astype(np.int64), 0, max(h - 2, 0))
-        c0 = np.clip(np.floor(cols).astype(np.int64), 0, max(w - 2, 0))
-        r1, c1 = np.minimum(r0 + 1, h - 1), np.minimum(c0 + 1, w - 1)
+        if self.periodic:
+            rows, cols = np.mod(self._rows, h), np.mod(self._cols, w)
+            r0, c0 = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+            r1, c1 = (r0 + 1) % h, (c0 + 1) % w
+        else:
+            rows = np.clip(self._rows, 0, h - 1)
+            cols = np.clip(self._cols, 0, w - 1)
+            if np.any(rows != self._rows) or np.any(cols != self._cols):
+                raise ValueError(f"observation points lie outside the {h} x {w} grid")
+            r0 = np.clip(np.floor(rows).astype(np.int64), 0, max(h - 2, 0))
+            c0 = np.clip(np.floor(cols).astype(np.int64), 0, max(w - 2, 0))
+            r1, c1 = np.minimum(r0 + 1, h - 1), np.minimum(c0 + 1, w - 1)
         fr = torch.as_tensor(rows - r0, dtype=x.dtype, device=x.device)
         fc = torch.as_tensor(cols - c0, dtype=x.dtype, device=x.device)
         flat = x.reshape(*x.shape[:-2], h * w)
@@ -206,7 +219,7 @@ class PointObservations(Observation):
         )
 
     def _params(self) -> dict[str, Any]:
-        return {"points": self.points, "y": self.y, "x": self.x}
+        return {"points": self.points, "y": self.y, "x": self.x, "periodic": self.periodic}
 
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> PointObservations:
@@ -214,15 +227,25 @@ class PointObservations(Observation):
             p["points"],
             y=p.get("y"),
             x=p.get("x"),
+            periodic=bool(p.get("periodic", False)),
             noise_std=p.get("noise_std", 0.0),
             units=p.get("units"),
         )
 
 
-def _fractional_index(coord: np.ndarray, values: np.ndarray, name: str) -> np.ndarray:
-    """Fractional index of ``values`` on the monotonic coordinate ``coord``."""
+def _fractional_index(
+    coord: np.ndarray, values: np.ndarray, name: str, periodic: bool = False
+) -> np.ndarray:
+    """Fractional index of ``values`` on the monotonic coordinate ``coord`` (wrapped if periodic)."""
     if coord.size < 2:
         return np.zeros_like(values)
+    if periodic:
+        step = np.diff(coord)
+        if not np.allclose(step, step[0], rtol=1e-6, atol=0.0) or step[0] == 0:
+            raise ValueError(
+                f"a periodic observation grid needs an evenly spaced {name!r} coordinate"
+            )
+        return np.mod((values - coord[0]) / step[0], coord.size)
     if coord[0] > coord[-1]:
         coord, flip = coord[::-1], True
     else:

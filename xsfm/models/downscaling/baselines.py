@@ -42,6 +42,8 @@ class RegressionDownscaler(Downscaler):
         reg = (x - self.encode(y)).pow(2).mean()
         return reg, {"loss": _item(reg), "reg": _item(reg)}
 
+    supports_guidance = False
+
     def _sample_normalised(
         self, y: torch.Tensor, noise: torch.Tensor, settings: dict[str, Any]
     ) -> torch.Tensor:
@@ -73,6 +75,11 @@ class CFMDownscaler(Downscaler):
         s0 = float(settings["sigma_max"])
         x_init = noise if s0 >= 1.0 else s0 * noise
         return self._integrate(x_init, y, settings)
+
+    def _guidance_path(self, sigma: float) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """CFM's path from ``N(0, I)``: ``a = 1 - sigma``, noise ``sigma``, prior variance 1."""
+        ones = torch.ones(self.out_channels)
+        return 1.0 - sigma, sigma * ones, ones
 
 
 class EDMDownscaler(Downscaler):
@@ -139,5 +146,7 @@ class CorrDiffDownscaler(EDMDownscaler):
         self, y: torch.Tensor, noise: torch.Tensor, settings: dict[str, Any]
     ) -> torch.Tensor:
         mu = self.encode(y)
+        if settings.get("guidance") is not None:
+            settings = {**settings, "offset": mu}  # the observations see mean + residual
         residual = self._integrate(float(settings["sigma_max"]) * noise, y, settings)
         return mu + residual

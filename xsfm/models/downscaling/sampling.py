@@ -4,16 +4,19 @@
 normalise and interpolate the coarse input, draw each (sample, member)'s initial noise from its own
 generator (:mod:`xsfm.sampling.rng`), let the method map it to the start of its path
 (``_sample_normalised``) and integrate with the samplers of :mod:`xsfm.sampling.solvers` on an EDM
-``rho`` grid; optional ``bfloat16`` autocast and ``channels_last`` memory format.
+``rho`` grid; optional ``bfloat16`` autocast and ``channels_last`` memory format; optional
+observation guidance (:mod:`xsfm.models.downscaling.guidance`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from xsfm.models.downscaling.guidance import ObservationGuidance, guided_denoiser
 from xsfm.sampling.paths import edm_sigmas
 from xsfm.sampling.rng import randn
 from xsfm.sampling.solvers import make_sampler
@@ -56,9 +59,29 @@ class SamplingMixin:
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
                 return self.denoise(xin, sigma, y).float()
 
+        guidance = settings.get("guidance")
+        if guidance is not None:
+            offset = settings.get("offset")
+
+            def to_physical(d: torch.Tensor) -> torch.Tensor:
+                return self.denormalise(d if offset is None else d + offset)
+
+            denoiser = guided_denoiser(
+                denoiser, guidance, self._guidance_path, to_physical, self.out_std
+            )
         return make_sampler(settings["solver"], denoiser, sigmas)(x_init)
 
-    @torch.inference_mode()
+    def _guidance_path(self, sigma: float) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """``(a, n [C], v [C])`` of the path ``x_sigma = a x + offset + n eps`` (EDM: a = 1).
+
+        See :mod:`xsfm.models.downscaling.guidance`; methods on another path override it.
+        """
+        ones = torch.ones(self.out_channels)
+        return 1.0, sigma * ones, ones
+
+    supports_guidance = True
+    """Whether :meth:`sample` takes ``guidance`` (observation-guided sampling)."""
+
     def sample(
         self,
         coarse: torch.Tensor,
@@ -68,6 +91,7 @@ class SamplingMixin:
         solver: str | None = None,
         rho: float | None = None,
         dtype: str | None = None,
+        guidance: ObservationGuidance | None = None,
     ) -> torch.Tensor:
         """Draw ``members`` fine fields per coarse input.
 
@@ -86,12 +110,50 @@ class SamplingMixin:
         dtype
             ``"bfloat16"``: the network runs under bfloat16 autocast (weights and the ODE state
             stay float32); ``"float32"``; None: the config's.
+        guidance
+            Observations of the fine fields, one row per coarse input
+            (:class:`~xsfm.models.downscaling.guidance.ObservationGuidance`): every ODE step uses
+            the observation-conditioned denoiser (one backward pass through the network per
+            evaluation). None: unguided.
 
         Returns
         -------
         torch.Tensor
             ``[B, M, Cout, H, W]`` in physical units.
         """
+        if guidance is None:
+            with torch.inference_mode():
+                return self._sample(coarse, generators, members, steps, solver, rho, dtype)
+        if not self.supports_guidance:
+            raise TypeError(
+                f"method {self.method!r} draws no samples to guide (it is "
+                "deterministic); observation guidance needs a flow or diffusion model"
+            )
+        if guidance.y.shape[0] != coarse.shape[0]:
+            raise ValueError(
+                f"guidance has {guidance.y.shape[0]} rows of observations for {coarse.shape[0]} "
+                "coarse inputs; give one row per input"
+            )
+        if not 0 <= int(guidance.channel) < self.out_channels:
+            raise ValueError(
+                f"guidance channel {guidance.channel} is not one of the {self.out_channels} outputs"
+            )
+        with torch.no_grad():
+            return self._sample(
+                coarse, generators, members, steps, solver, rho, dtype, guidance.rows(members)
+            )
+
+    def _sample(
+        self,
+        coarse: torch.Tensor,
+        generators: Sequence[torch.Generator],
+        members: int,
+        steps: int | None,
+        solver: str | None,
+        rho: float | None,
+        dtype: str | None,
+        guidance: ObservationGuidance | None = None,
+    ) -> torch.Tensor:
         self._check_coarse(coarse)
         members = int(members)
         if members < 1:
@@ -112,6 +174,8 @@ class SamplingMixin:
             if dtype not in ("float32", "bfloat16"):
                 raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
             settings["dtype"] = dtype
+        if guidance is not None:
+            settings["guidance"] = dataclasses.replace(guidance, y=guidance.y.to(y.device))
         x = self._sample_normalised(y_rep, noise, settings)
         fine = self.denormalise(x.float())
         return fine.reshape(b, members, *fine.shape[1:])

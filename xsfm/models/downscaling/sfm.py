@@ -58,6 +58,11 @@ class SFMDownscaler(Downscaler):
         x_init = z if s0 >= 1.0 else s0 * z + (1 - s0) * mu
         return self._integrate(x_init, y, settings)
 
+    def _guidance_path(self, sigma: float) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """SFM's path: ``a = 1 - sigma``, noise ``sigma * sigma_z``, prior variance ``sigma_z^2``."""
+        sz = self.sigma_z.detach().float().cpu()
+        return 1.0 - sigma, sigma * sz, sz**2
+
 
 class SFMTwoStageDownscaler(SFMDownscaler):
     """SFM trained in two stages: encoder first (regression), then the flow with ``E`` frozen."""
