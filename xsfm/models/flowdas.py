@@ -148,11 +148,19 @@ class FlowDAS(FlowDASDrift):
         padded with zero rows): float32 matmuls on the CPU round differently for very few rows
         (below about 11 rows, measured with torch 2.13's CPU GEMM), and identically for any
         larger number, so each row's result does not depend on how many others share the call.
+        A gridded drift network (:attr:`~xsfm.nn.drift_unet.DriftUNet.per_row`) is instead
+        called once per row, since convolutions round differently for every batch size.
         """
 
         def drift(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             n = x.shape[0]
-            if min_rows is None or n >= min_rows:
+            if min_rows is not None and getattr(self.net, "per_row", False) and n > 1:
+                # convolutions round differently per batch size: one call per row instead
+                s_rows = s.expand(n) if s.numel() == 1 else s
+                parts = [self.drift(x[i : i + 1], s_rows[i : i + 1], hist[i : i + 1])
+                         for i in range(n)]  # fmt: skip
+                return torch.cat(parts)
+            if min_rows is None or n >= min_rows or getattr(self.net, "per_row", False):
                 return self.drift(x, s, hist)
             pad = min_rows - n
 

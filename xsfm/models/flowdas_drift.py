@@ -39,7 +39,17 @@ def _build_network(config: dict[str, Any], state_shape: tuple[int, ...], history
                 f"not match the model (state of shape {state_shape}, history {history})"
             )
         return DriftMLP.from_config(cfg)
-    raise ValueError(f"unknown FlowDAS network kind {kind!r}; known kinds: 'mlp'")
+    if kind == "unet":
+        from xsfm.nn.drift_unet import DriftUNet
+
+        cfg = {"state_shape": list(state_shape), "history": history, **config}
+        if tuple(cfg["state_shape"]) != tuple(state_shape) or cfg["history"] != history:
+            raise ValueError(
+                f"network config (state_shape={cfg['state_shape']}, history={cfg['history']}) "
+                f"does not match the model (state of shape {state_shape}, history {history})"
+            )
+        return DriftUNet.from_config(cfg)
+    raise ValueError(f"unknown FlowDAS network kind {kind!r}; known kinds: 'mlp', 'unet'")
 
 
 class FlowDASDrift(nn.Module):
@@ -126,6 +136,8 @@ class FlowDASDrift(nn.Module):
         ``x_s [B, *state]``, ``s [B]`` or a float, ``history [B, L, *state]``; all normalised (see
         :meth:`normalise`).
         """
+        if getattr(self.net, "per_row", False):  # gridded network: takes the shaped states
+            return self.net(x_s, s, history)
         batch = x_s.shape[0]
         out = self.net(x_s.reshape(batch, -1), s, history.reshape(batch, self.history, -1))
         return out.reshape(x_s.shape)

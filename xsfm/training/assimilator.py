@@ -76,6 +76,7 @@ def fit_assimilator(
     lr: float = 1e-3,
     ema: float | None = None,
     val_fraction: float = 0.1,
+    val_size: int = 16384,
     eval_every: int = 500,
     patience: int = 10,
     time_limit: float | None = None,
@@ -107,7 +108,8 @@ def fit_assimilator(
         Default observation operator stored on the card (used when ``obs`` carries none).
     sampler
         Sampler defaults (``steps``, ``guidance``...).
-    steps, epochs, batch_size, lr, ema, val_fraction, eval_every, patience, time_limit, seed, progress
+    steps, epochs, batch_size, lr, ema, val_fraction, val_size, eval_every, patience, time_limit, \
+seed, progress
         Training options of :func:`xsfm.training.assimilation.train_assimilator`.
     description
         Free text for the card.
@@ -179,6 +181,7 @@ def fit_assimilator(
         lr=lr,
         ema=ema,
         val_fraction=val_fraction,
+        val_size=val_size,
         eval_every=eval_every,
         patience=patience,
         time_limit=time_limit,

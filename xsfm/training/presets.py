@@ -366,7 +366,11 @@ def run_preset(
 ) -> Model:
     """Run a training preset (what ``xsfm train`` calls) and return the saved model."""
     opts = parse_overrides(overrides)
-    if preset == "kolmogorov":
+    if preset == "kolmogorov" and method == "flowdas":
+        from xsfm.training.presets_kolmogorov_flowdas import train_kolmogorov_flowdas
+
+        model = train_kolmogorov_flowdas(out=out, steps=steps, seed=seed, progress=progress, **opts)
+    elif preset == "kolmogorov":
         model = train_kolmogorov(
             method, out, steps=steps, seed=seed, overrides=opts, progress=progress
         )

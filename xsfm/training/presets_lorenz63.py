@@ -321,9 +321,11 @@ def train_lorenz63(
     return model
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m xsfm.training.presets_lorenz63 --out DIR [--set k=v ...]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def preset_cli(
+    train: Callable[..., Any], module: str, argv: list[str] | None = None, **fixed: Any
+) -> None:
+    """Command line of a FlowDAS preset module: ``python -m MODULE --out DIR [--set k=v ...]``."""
+    parser = argparse.ArgumentParser(description=f"train and save the model of {module}")
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None)
@@ -337,17 +339,21 @@ def main(argv: list[str] | None = None) -> None:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
-    command = "python -m xsfm.training.presets_lorenz63 " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
-    train_lorenz63(
+    command = f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)
+    train(
         args.out,
         steps=args.steps,
         seed=args.seed,
         threads=args.threads,
         command=command,
+        **fixed,
         **overrides,
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m xsfm.training.presets_lorenz63 --out DIR [--set k=v ...]``."""
+    preset_cli(train_lorenz63, "xsfm.training.presets_lorenz63", argv)
 
 
 if __name__ == "__main__":

@@ -187,6 +187,16 @@ def operator_source(
     on_state = [d for d in state.state_dims if d in obs.dims]
     source = operator
     if source is None and not on_state:
+        stations = _station_operator(obs, state, card_extra)
+        if stations is not None:
+            source, obs = stations
+            if noise_std is None:
+                raise InputError(
+                    "station observations need their noise: pass noise_std=... (in the state's "
+                    "units) or set obs.attrs['observation_noise_std']"
+                )
+            return source, obs, noise_std, state.spec.get("units")
+    if source is None and not on_state:
         source = obs.attrs.get("observation_operator", card_extra.get("observation_operator"))
         if source is None:
             raise InputError(
@@ -223,3 +233,46 @@ def operator_source(
         )
     spec = {"kind": "elementwise", "function": "identity", "components": components}
     return spec, obs, noise_std, state.spec.get("units")
+
+
+def _station_operator(
+    obs: xr.DataArray, state: PreparedState, card_extra: Mapping[str, Any]
+) -> tuple[Any, xr.DataArray] | None:
+    """Stations: one obs dim carrying 1-D coordinates named like the state's two grid dims.
+
+    Each station's value is the bilinear interpolation of the state at its position (in the
+    state's coordinate units; wrapping around when the card says the grid is ``periodic``), so
+    stations need not lie on grid points. The station coordinates are dropped from the returned
+    observations (they would clash with the state's own ``y``/``x``).
+    """
+    from xsfm.observations import PointObservations
+
+    if len(state.state_dims) != 2:
+        return None
+    ydim, xdim = state.state_dims
+    along = {obs[c].dims[0] for c in (ydim, xdim) if c in obs.coords and obs[c].ndim == 1} - {
+        ydim,
+        xdim,
+    }
+    if len(along) != 1 or not all(c in obs.coords for c in (ydim, xdim)):
+        return None
+    sdim = along.pop()
+    if obs[ydim].dims != (sdim,) or obs[xdim].dims != (sdim,):
+        return None
+    for dim in (ydim, xdim):
+        if dim not in state.data.coords:
+            raise InputError(
+                f"station observations give positions in {dim!r}, but {state.label} has no "
+                f"{dim!r} coordinate to place them on"
+            )
+    try:
+        op = PointObservations(
+            np.stack([obs[ydim].values, obs[xdim].values], axis=1).astype(float),
+            y=np.asarray(state.data[ydim].values, dtype=float),
+            x=np.asarray(state.data[xdim].values, dtype=float),
+            periodic=bool(card_extra.get("periodic", False)),
+        )
+    except ValueError as err:
+        raise InputError(f"station observations along {sdim!r}: {err}") from None
+    obs = obs.drop_vars([c for c in obs.coords if sdim in obs[c].dims and c != sdim])
+    return op, obs
