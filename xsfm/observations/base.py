@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 __all__ = ["Observation", "from_dict"]
@@ -74,6 +75,15 @@ class Observation:
         """Shape of one observation for one state of ``state_shape``."""
         with torch.no_grad():
             return tuple(self(torch.zeros(1, *state_shape)).shape[1:])
+
+    def positions(self, state_shape: Sequence[int]) -> np.ndarray | None:
+        """Grid-index positions ``[m, D]`` of the observed elements, for localisation.
+
+        ``None`` when the operator does not say (an EnKF then needs ``obs_positions``, unless
+        the observations have the state's shape). Gridded operators give the place each
+        observation describes (a block's centre, a point's fractional index).
+        """
+        return None
 
     def sample(self, x: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """Noisy observations ``A(x) + noise_std * eta``, one generator per row of ``x``.

@@ -81,6 +81,16 @@ class SparseMask(Observation):
     def _params(self) -> dict[str, Any]:
         return {"shape": list(self.shape), "fraction": self.fraction, "seed": self.seed}
 
+    def positions(self, state_shape: Sequence[int]) -> np.ndarray:
+        """Grid indices ``[m, len(shape)]`` of the observed points.
+
+        Examples
+        --------
+        >>> SparseMask((2, 3), 1.0).positions((2, 3))[:2].tolist()
+        [[0.0, 0.0], [0.0, 1.0]]
+        """
+        return np.stack(np.unravel_index(self.indices, self.shape), axis=-1).astype(float)
+
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> SparseMask:
         return cls(
@@ -130,6 +140,21 @@ class AveragePool(Observation):
 
     def _params(self) -> dict[str, Any]:
         return {"factor": self.factor}
+
+    def positions(self, state_shape: Sequence[int]) -> np.ndarray:
+        """Grid-index centres ``[m, 2]`` of the pooled blocks of the last two axes.
+
+        Examples
+        --------
+        >>> AveragePool(2).positions((4, 4)).tolist()
+        [[0.5, 0.5], [0.5, 2.5], [2.5, 0.5], [2.5, 2.5]]
+        """
+        f = self.factor
+        h, w = state_shape[-2:]
+        rows = np.arange(h // f) * f + (f - 1) / 2
+        cols = np.arange(w // f) * f + (f - 1) / 2
+        r, c = np.meshgrid(rows, cols, indexing="ij")
+        return np.stack([r.ravel(), c.ravel()], axis=-1)
 
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> AveragePool:
@@ -220,6 +245,14 @@ class PointObservations(Observation):
 
     def _params(self) -> dict[str, Any]:
         return {"points": self.points, "y": self.y, "x": self.x, "periodic": self.periodic}
+
+    def positions(self, state_shape: Sequence[int]) -> np.ndarray:
+        """Fractional grid indices ``[m, 2]`` of the points (wrapped on a periodic grid)."""
+        h, w = state_shape[-2:]
+        rows, cols = self._rows, self._cols
+        if self.periodic:
+            rows, cols = np.mod(rows, h), np.mod(cols, w)
+        return np.stack([rows, cols], axis=-1).astype(float)
 
     @classmethod
     def _from_params(cls, p: dict[str, Any]) -> PointObservations:

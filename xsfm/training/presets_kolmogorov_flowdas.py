@@ -192,6 +192,7 @@ def train_kolmogorov_flowdas(
     extra = {
         **card.extra,
         "dataset": "xsfm.datasets.kolmogorov",
+        "periodic": True,
         "references": [
             "Chen, Y., et al. (2025). FlowDAS: A Stochastic Interpolant-based Framework for "
             "Data Assimilation. arXiv:2501.16642",
