@@ -145,3 +145,23 @@ def test_localised_enkf_on_pooled_observations_from_the_accessor(tiny):
     pooled = op(torch.tensor(out.vorticity.mean("member").values)).numpy()
     prior = op(torch.tensor(np.broadcast_to(state.values, truth.shape).copy())).numpy()
     assert np.abs(pooled - y).mean() < np.abs(prior - y).mean()
+
+
+def test_shipped_kolmogorov_flowdas_forecasts_and_assimilates():
+    card = xsfm.load_model("kolmogorov-flowdas").card
+    assert card.grids["state_dims"] == ["y", "x"] and card.extra["periodic"] is True
+    flow = xsfm.datasets.kolmogorov(1, 64, times=5, interval=0.5, split="test", seed=7)
+    state, truth = flow.vorticity.isel(time=[0, 1]), flow.vorticity.isel(time=slice(2, None))
+    fc = state.sfm.forecast(model="kolmogorov-flowdas", lead=3, members=2, progress=False)
+    err_fc = np.sqrt(((fc.vorticity.mean("member").values - truth.values) ** 2).mean((0, 2, 3)))
+    persistence = np.sqrt(((state.values[:, -1:] - truth.values) ** 2).mean((0, 2, 3)))
+    assert (err_fc < 0.5 * persistence).all()
+    op = AveragePool(4)
+    obs = xr.DataArray(
+        op(torch.tensor(truth.values)).numpy(), dims=("sample", "time", "oy", "ox"),
+        coords={"sample": truth.sample.values, "time": truth.time.values},
+        attrs={"units": "s-1", "observation_noise_std": 0.25, "observation_operator": op.to_json()},
+    )  # fmt: skip
+    ana = state.sfm.assimilate(obs, model="kolmogorov-flowdas", members=2, progress=False)
+    err_ana = np.sqrt(((ana.vorticity.mean("member").values - truth.values) ** 2).mean((0, 2, 3)))
+    assert err_ana[-1] < err_fc[-1]

@@ -154,7 +154,8 @@ def assimilate(
     inflation, localisation, period
         EnKF/ETKF: multiplicative inflation of the analysis anomalies after each analysis; the
         Gaspari-Cohn half-width in grid steps of the state dim (taper zero beyond twice it); the
-        period of a periodic state dim (e.g. 40 for Lorenz-96).
+        period of a periodic state dim (e.g. 40 for Lorenz-96); with a period, station
+        observations (a dim with coordinates named like the state dims) wrap around the domain.
     rotate
         ETKF: a random mean-preserving rotation of the anomalies after each analysis (DAPPER's
         ``rot``).
@@ -253,7 +254,9 @@ def assimilate(
             member_dim=member_dim,
             model=f"the {method} filter",
         )
-        card_step, card_extra, where = None, {}, f"the {method} filter"
+        # a period (for localisation) says the domain is periodic: stations wrap around too
+        card_extra = {"periodic": True} if period is not None else {}
+        card_step, where = None, f"the {method} filter"
     if method == "bpf":
         default = 8 if prepared.members is None else min(8, prepared.members)
         members = check_members(default if members is None else members)

@@ -221,8 +221,10 @@ def _guidance(
         periodic=bool(getattr(network, "periodic", False)),
         noise_std=noise_std,
     )
+    from xsfm.observations import as_operator
+
     options = {
-        "operator": fine_obs.operator,
+        "operator": as_operator(fine_obs.operator, fine_obs.noise_std),
         "channel": fine_obs.channel,
         "noise_std": fine_obs.noise_std,
         "scale": float(scale),

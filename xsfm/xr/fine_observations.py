@@ -46,8 +46,9 @@ class FineObservations:
     """``(*some sample dims, _obs)`` (stations) or ``(*some sample dims, _obs_y, _obs_x)``
     (gridded)."""
     core_dims: list[Hashable]
-    operator: Any
-    """:class:`~xsfm.observations.Observation` on one physical fine field ``[..., H, W]``."""
+    operator: dict[str, Any]
+    """Observation operator (its dict, see :func:`xsfm.observations.from_dict`) on one physical
+    fine field ``[..., H, W]``; the xarray layer builds no torch objects."""
     channel: int
     noise_std: float
     """In the output's units."""
@@ -157,8 +158,6 @@ def prepare_fine_observations(
     >>> fo.data.values.tolist()  # paired by label: sample 0 first
     [[0.5, nan], [1.0, 2.0]]
     """
-    from xsfm.observations import Elementwise, PointObservations
-
     da = _pick(obs, outputs)
     label = f"obs variable {da.name!r}" if da.name is not None else "obs"
     channel = _channel(da, outputs)
@@ -191,7 +190,7 @@ def prepare_fine_observations(
                         "to the fine grid, or give station observations instead"
                     )
                 )
-        operator: Any = Elementwise("identity", noise_std=std, units=units)
+        operator: dict[str, Any] = {"kind": "elementwise", "function": "identity"}
         description = "gridded"
         # the coarse input has dims of the same names and other sizes
         da = da.drop_vars([ydim, xdim]).rename({ydim: "_obs_y", xdim: "_obs_x"})
@@ -230,14 +229,13 @@ def prepare_fine_observations(
                     f"({ydim} {float(yv[0])}..{float(yv[-1])}, {xdim} {float(xv[0])}..."
                     f"{float(xv[-1])}); drop them"
                 )
-        operator = PointObservations(
-            np.stack([pos_y, pos_x], axis=1),
-            y=np.asarray(yv, dtype=float),
-            x=np.asarray(xv, dtype=float),
-            periodic=periodic,
-            noise_std=std,
-            units=units,
-        )
+        operator = {
+            "kind": "points",
+            "points": np.stack([pos_y, pos_x], axis=1).tolist(),
+            "y": np.asarray(yv, dtype=float).tolist(),
+            "x": np.asarray(xv, dtype=float).tolist(),
+            "periodic": periodic,
+        }
         da = da.drop_vars([c for c in da.coords if sdim in da[c].dims]).rename({sdim: OBS_DIM})
         core = [OBS_DIM]
         description = f"{da.sizes[OBS_DIM]} stations"

@@ -245,8 +245,6 @@ def _station_operator(
     stations need not lie on grid points. The station coordinates are dropped from the returned
     observations (they would clash with the state's own ``y``/``x``).
     """
-    from xsfm.observations import PointObservations
-
     if len(state.state_dims) != 2:
         return None
     ydim, xdim = state.state_dims
@@ -265,14 +263,27 @@ def _station_operator(
                 f"station observations give positions in {dim!r}, but {state.label} has no "
                 f"{dim!r} coordinate to place them on"
             )
-    try:
-        op = PointObservations(
-            np.stack([obs[ydim].values, obs[xdim].values], axis=1).astype(float),
-            y=np.asarray(state.data[ydim].values, dtype=float),
-            x=np.asarray(state.data[xdim].values, dtype=float),
-            periodic=bool(card_extra.get("periodic", False)),
-        )
-    except ValueError as err:
-        raise InputError(f"station observations along {sdim!r}: {err}") from None
+    periodic = bool(card_extra.get("periodic", False))
+    grid = {d: np.asarray(state.data[d].values, dtype=float) for d in (ydim, xdim)}
+    pos = {d: np.asarray(obs[d].values, dtype=float) for d in (ydim, xdim)}
+    if not periodic:
+        outside = [
+            str(obs[sdim].values[i]) if sdim in obs.coords else str(i)
+            for i in range(obs.sizes[sdim])
+            if any(not grid[d].min() <= pos[d][i] <= grid[d].max() for d in (ydim, xdim))
+        ]
+        if outside:
+            raise InputError(
+                f"station(s) {outside[:10]} along {sdim!r} lie outside the state's grid ("
+                + ", ".join(f"{d} {grid[d].min():g}..{grid[d].max():g}" for d in (ydim, xdim))
+                + "); drop them"
+            )
+    op = {
+        "kind": "points",
+        "points": np.stack([pos[ydim], pos[xdim]], axis=1).tolist(),
+        "y": grid[ydim].tolist(),
+        "x": grid[xdim].tolist(),
+        "periodic": periodic,
+    }
     obs = obs.drop_vars([c for c in obs.coords if sdim in obs[c].dims and c != sdim])
     return op, obs
