@@ -375,8 +375,9 @@ def write_report(results: dict[str, Any]) -> None:
         "model noise; y = arctan(x_1 / 8) + N(0, 0.25^2); x_0 known. The shipped `lorenz63-flowdas` "
         "(MLP, 5 residual blocks of width 256, trained on 1024 x 1024 steps) runs with N = "
         f"{results.get('sde_steps')} Euler-Maruyama steps, J = 21 draws, exact kappa and ESS "
-        "resampling, at the guidance step zeta each row names (the card's default is the paper's "
-        "2e-4); the particle filter and the EnKF use the true transition. All held-out trajectories "
+        "resampling, at the guidance step zeta each row names (the card's default, since version "
+        "1.2, is the predictive member selection at zeta 5e-3 with 8 members; the paper's 2e-4 is "
+        "guidance='paper'); the particle filter and the EnKF use the true transition. All held-out trajectories "
         "are indices never used in training. One torch thread "
         f"({env.get('machine', '')}, torch {env.get('torch', '')}).",
         "",
@@ -422,10 +423,12 @@ def write_report(results: dict[str, Any]) -> None:
         bpf = rows["bpf"]
         lines += [
             "",
-            "Checks (FlowDAS 1st order, softmax, at each zeta):",
+            "Checks (FlowDAS 1st order, softmax, at each zeta, and the predictive member "
+            "selection; `flowdas-predictive-zeta5e-3` is the card's default since version 1.2):",
             "",
         ]
-        for name in [n for n in rows if n.startswith("flowdas-1st-softmax")]:
+        checked = ("flowdas-1st-softmax", "flowdas-predictive")
+        for name in [n for n in rows if n.startswith(checked)]:
             fd = rows[name]
             lines.append(
                 f"- {name}: single-draw RMSE / BPF = {fd['rmse_single'] / bpf['rmse_single']:.2f} "
