@@ -1,9 +1,9 @@
 """Running a model over xarray objects chunk by chunk.
 
-:func:`map_samples` applies a tensor function to every sample (every point of the pass-through dims) with
-``xr.apply_ufunc(dask="parallelized")``: dask inputs stay lazy and each chunk is processed by one task with
-no probe call. The global position of each sample travels with it, so random streams (see
-:mod:`xsfm.sampling.rng`) do not depend on chunking.
+:func:`map_rows` applies a tensor function to every sample (every point of the pass-through dims)
+of one or more inputs with ``xr.apply_ufunc(dask="parallelized")``: dask inputs stay lazy and each
+chunk is processed by one task with no probe call. The global position of each sample travels
+with it, so random streams (see :mod:`xsfm.sampling.rng`) do not depend on chunking.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from xsfm.xr.label import OUT_TIME
 from xsfm.xr.observations import STEP_DIM, PreparedObservations
 from xsfm.xr.state import HIST_DIM, PreparedState
 
-__all__ = ["map_rows", "map_samples", "map_steps", "sample_index"]
+__all__ = ["map_rows", "map_steps", "sample_index"]
 
 
 def sample_index(template: xr.DataArray, sample_dims: Sequence[Hashable]) -> xr.DataArray:
@@ -38,31 +38,6 @@ def sample_index(template: xr.DataArray, sample_dims: Sequence[Hashable]) -> xr.
         chunks = dict(zip(template.dims, template.chunks, strict=True))
         index = index.chunk({d: chunks[d] for d in sample_dims})
     return index
-
-
-def map_samples(
-    func: Callable[..., np.ndarray],
-    data: xr.DataArray,
-    *,
-    core_in: Sequence[str],
-    core_out: dict[str, int],
-    sample_dims: Sequence[str],
-    dtype: Any = np.float32,
-    kwargs: dict[str, Any] | None = None,
-) -> xr.DataArray:
-    """Apply ``func(array[N..., *core_in], index[N...], **kwargs)`` over all samples.
-
-    ``func`` receives the samples of one chunk with their global indices and returns
-    ``[N..., *core_out sizes]``. Core input dims are made single-chunk first.
-    """
-    return map_rows(
-        func,
-        [(data, core_in)],
-        sample_dims=sample_dims,
-        core_out=core_out,
-        dtype=dtype,
-        kwargs=kwargs,
-    )
 
 
 def map_rows(
