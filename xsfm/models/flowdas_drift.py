@@ -136,7 +136,7 @@ class FlowDASDrift(nn.Module):
         ``x_s [B, *state]``, ``s [B]`` or a float, ``history [B, L, *state]``; all normalised (see
         :meth:`normalise`).
         """
-        if getattr(self.net, "per_row", False):  # gridded network: takes the shaped states
+        if getattr(self.net, "gridded", False):  # a gridded network takes the shaped states
             return self.net(x_s, s, history)
         batch = x_s.shape[0]
         out = self.net(x_s.reshape(batch, -1), s, history.reshape(batch, self.history, -1))

@@ -52,6 +52,8 @@ class DriftUNet(nn.Module):
     True
     """
 
+    gridded = True
+    """Takes states with their shape ``[B, *state]`` (not flattened)."""
     per_row = True
     """Batch-size invariance needs one network call per row on the CPU (see the module docstring)."""
 
