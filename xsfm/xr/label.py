@@ -280,6 +280,26 @@ def provenance_attrs(obj: xr.DataArray | xr.Dataset) -> dict[str, Any]:
     )
 
 
+def _brief(value: Any, limit: int = 8) -> Any:
+    """``value`` with every list longer than ``limit`` replaced by ``'<N values>'``."""
+    if isinstance(value, dict):
+        return {k: _brief(v, limit) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if len(value) > limit:
+            return f"<{len(value)} values>"
+        return type(value)(_brief(v, limit) for v in value)
+    return value
+
+
 def call_text(kind: str, **kwargs: Any) -> str:
-    """The call as ``history`` records it: ``kind(k=v, ...)``, None values left out."""
-    return f"{kind}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if v is not None) + ")"
+    """The call as ``history`` records it: ``kind(k=v, ...)``, None values left out.
+
+    Long lists (station positions, grid coordinates of an operator) are shortened to their length.
+
+    Examples
+    --------
+    >>> call_text("assimilate", operator={"kind": "points", "points": [[0, 0]] * 64}, steps=None)
+    "assimilate(operator={'kind': 'points', 'points': '<64 values>'})"
+    """
+    parts = (f"{k}={_brief(v)!r}" for k, v in kwargs.items() if v is not None)
+    return f"{kind}(" + ", ".join(parts) + ")"
