@@ -14,7 +14,11 @@ Rows (one torch thread):
 * **training**: seconds per optimiser step of the shipped ``kolmogorov-sfm`` configuration on a
   batch of 16 pairs, float32 and bfloat16 autocast (mean of 5 after one warm-up);
 * **U-Net GFLOP/s**: floating-point operations of one sampling run (counted by
-  ``torch.utils.flop_counter``) over its wall time, against the measured peaks.
+  ``torch.utils.flop_counter``) over its wall time, against the measured peaks;
+* **torch.compile**: the same float32 sampling (tensor level, ``net.sample``) with the flow
+  network wrapped in ``torch.compile`` (inductor, ``dynamic=False``): the one-off compile time,
+  the best of 2 compiled runs against the best of 2 eager runs, and the largest difference of the
+  samples.
 """
 
 from __future__ import annotations
@@ -77,6 +81,35 @@ def sampling() -> dict[str, dict[str, float]]:
     return rows
 
 
+def compiled() -> dict[str, float]:
+    """Eager against ``torch.compile``d sampling of kolmogorov-sfm, float32, tensor level."""
+    import xsfm
+    from xsfm.sampling.rng import stream_generators
+
+    model = xsfm.load_model(MODEL)
+    net = model.network()
+    x = torch.tensor(model.example_input()["vorticity"].values)[:, None].float()
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            return net.sample(x, stream_generators(0, range(x.shape[0]), 16), members=16)
+
+    run()  # warm-up
+    eager_s = _best(run, 2)
+    eager = run()
+    eager_net = net.net
+    net.net = torch.compile(eager_net, dynamic=False)
+    try:
+        start = time.perf_counter()
+        run()
+        first = time.perf_counter() - start
+        compiled_s = _best(run, 2)
+        diff = float((run() - eager).abs().max())
+    finally:
+        net.net = eager_net
+    return {"eager": eager_s, "compiled": compiled_s, "compile": first - compiled_s, "diff": diff}
+
+
 def training(steps: int = 5) -> dict[str, float]:
     """Seconds per optimiser step of the shipped configuration, float32 and bfloat16 autocast."""
     import xsfm
@@ -109,6 +142,7 @@ def main() -> None:
     peak = peaks()
     samp = sampling()
     train = training()
+    comp = compiled()
     print(f"float32 vs bfloat16 (torch {torch.__version__}, one thread)")
     print()
     print("| case | float32 | bfloat16 | bfloat16 / float32 |")
@@ -128,6 +162,14 @@ def main() -> None:
         frac = rate / peak[peak_kind]["conv"]
         print(f"| U-Net GFLOP/s while sampling ({dtype}) | {rate:.1f} | | {100 * frac:.0f} % of "
               f"the {peak_kind} conv peak |")  # fmt: skip
+    print()
+    print("| torch.compile, float32 sampling, 8 samples x 16 members | eager | compiled | "
+          "compiled / eager |")  # fmt: skip
+    print("|---|---|---|---|")
+    print(f"| s per call | {comp['eager']:.1f} | {comp['compiled']:.1f} | "
+          f"{comp['eager'] / comp['compiled']:.2f}x the speed |")  # fmt: skip
+    print(f"| one-off compile, s | | {comp['compile']:.0f} | |")
+    print(f"| largest difference of the samples, s-1 | | {comp['diff']:.1e} | |")
 
 
 if __name__ == "__main__":
