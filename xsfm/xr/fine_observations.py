@@ -31,6 +31,7 @@ import xarray as xr
 
 from xsfm.errors import InputError, raise_all
 from xsfm.xr.pairing import align_labels
+from xsfm.xr.stations import station_operator
 from xsfm.xr.units import convert
 
 __all__ = ["FineObservations", "prepare_fine_observations"]
@@ -176,7 +177,6 @@ def prepare_fine_observations(
     (ydim, (yv, _)), (xdim, (xv, _)) = list(fine_axes.items())[:2]
     problems: list[Exception] = []
     if ydim in da.dims and xdim in da.dims:
-        core: list[Hashable] = [ydim, xdim]
         for dim, values in ((ydim, yv), (xdim, xv)):
             if dim not in da.coords or not np.allclose(
                 np.asarray(da[dim].values, dtype=float), np.asarray(values, dtype=float),
@@ -190,11 +190,11 @@ def prepare_fine_observations(
                         "to the fine grid, or give station observations instead"
                     )
                 )
-        operator: dict[str, Any] = {"kind": "elementwise", "function": "identity"}
+        operator = {"kind": "elementwise", "function": "identity"}
         description = "gridded"
         # the coarse input has dims of the same names and other sizes
         da = da.drop_vars([ydim, xdim]).rename({ydim: "_obs_y", xdim: "_obs_x"})
-        core = ["_obs_y", "_obs_x"]
+        core: list[Hashable] = ["_obs_y", "_obs_x"]
     else:
         station_dims = [d for d in da.dims if d not in sample_dims and d not in (ydim, xdim)]
         if len(station_dims) != 1:
@@ -214,29 +214,10 @@ def prepare_fine_observations(
                     )
                 )
         raise_all(problems, f"the observations {label}")
-        pos_y = np.asarray(da[ydim].values, dtype=float)
-        pos_x = np.asarray(da[xdim].values, dtype=float)
-        if not periodic:
-            outside = [
-                str(da[sdim].values[i]) if sdim in da.coords else str(i)
-                for i in range(da.sizes[sdim])
-                if not (min(yv[0], yv[-1]) <= pos_y[i] <= max(yv[0], yv[-1]))
-                or not (min(xv[0], xv[-1]) <= pos_x[i] <= max(xv[0], xv[-1]))
-            ]
-            if outside:
-                raise InputError(
-                    f"{label}: station(s) {outside[:10]} lie outside the fine grid "
-                    f"({ydim} {float(yv[0])}..{float(yv[-1])}, {xdim} {float(xv[0])}..."
-                    f"{float(xv[-1])}); drop them"
-                )
-        operator = {
-            "kind": "points",
-            "points": np.stack([pos_y, pos_x], axis=1).tolist(),
-            "y": np.asarray(yv, dtype=float).tolist(),
-            "x": np.asarray(xv, dtype=float).tolist(),
-            "periodic": periodic,
-        }
-        da = da.drop_vars([c for c in da.coords if sdim in da[c].dims]).rename({sdim: OBS_DIM})
+        operator, da = station_operator(
+            da, sdim, {ydim: yv, xdim: xv}, periodic=periodic, label=label
+        )
+        da = da.drop_vars(sdim, errors="ignore").rename({sdim: OBS_DIM})
         core = [OBS_DIM]
         description = f"{da.sizes[OBS_DIM]} stations"
     extra = [d for d in da.dims if d not in core and d not in sample_dims]

@@ -31,6 +31,7 @@ import xarray as xr
 from xsfm.errors import InputError, raise_all
 from xsfm.xr.pairing import align_labels
 from xsfm.xr.state import PreparedState, check_values
+from xsfm.xr.stations import station_operator
 from xsfm.xr.timeline import steps_of
 
 __all__ = ["STEP_DIM", "PreparedObservations", "operator_source", "prepare_observations"]
@@ -196,7 +197,6 @@ def operator_source(
                     "units) or set obs.attrs['observation_noise_std']"
                 )
             return source, obs, noise_std, state.spec.get("units")
-    if source is None and not on_state:
         source = obs.attrs.get("observation_operator", card_extra.get("observation_operator"))
         if source is None:
             raise InputError(
@@ -240,10 +240,8 @@ def _station_operator(
 ) -> tuple[Any, xr.DataArray] | None:
     """Stations: one obs dim carrying 1-D coordinates named like the state's two grid dims.
 
-    Each station's value is the bilinear interpolation of the state at its position (in the
-    state's coordinate units; wrapping around when the card says the grid is ``periodic``), so
-    stations need not lie on grid points. The station coordinates are dropped from the returned
-    observations (they would clash with the state's own ``y``/``x``).
+    See :func:`xsfm.xr.stations.station_operator` (periodic when the card says the grid is
+    ``periodic``); None when ``obs`` holds no such dim.
     """
     if len(state.state_dims) != 2:
         return None
@@ -263,27 +261,6 @@ def _station_operator(
                 f"station observations give positions in {dim!r}, but {state.label} has no "
                 f"{dim!r} coordinate to place them on"
             )
+    grid = {d: state.data[d].values for d in (ydim, xdim)}
     periodic = bool(card_extra.get("periodic", False))
-    grid = {d: np.asarray(state.data[d].values, dtype=float) for d in (ydim, xdim)}
-    pos = {d: np.asarray(obs[d].values, dtype=float) for d in (ydim, xdim)}
-    if not periodic:
-        outside = [
-            str(obs[sdim].values[i]) if sdim in obs.coords else str(i)
-            for i in range(obs.sizes[sdim])
-            if any(not grid[d].min() <= pos[d][i] <= grid[d].max() for d in (ydim, xdim))
-        ]
-        if outside:
-            raise InputError(
-                f"station(s) {outside[:10]} along {sdim!r} lie outside the state's grid ("
-                + ", ".join(f"{d} {grid[d].min():g}..{grid[d].max():g}" for d in (ydim, xdim))
-                + "); drop them"
-            )
-    op = {
-        "kind": "points",
-        "points": np.stack([pos[ydim], pos[xdim]], axis=1).tolist(),
-        "y": grid[ydim].tolist(),
-        "x": grid[xdim].tolist(),
-        "periodic": periodic,
-    }
-    obs = obs.drop_vars([c for c in obs.coords if sdim in obs[c].dims and c != sdim])
-    return op, obs
+    return station_operator(obs, sdim, grid, periodic=periodic, label="station observations")
