@@ -324,7 +324,7 @@ def assimilate(
             direct = isinstance(source, dict) and source.get("function") == "identity"
             components = source.get("components") if direct else None
             positions = None if components is None else np.asarray(components, float).reshape(-1, 1)
-            if positions is None and hasattr(op, "positions"):
+            if positions is None:
                 positions = op.positions(state_shape)  # gridded operators say where they look
             options = {"inflation": inflation, "localisation": localisation, "period": period}
             if method == "etkf":

@@ -199,6 +199,7 @@ def _guidance(
 ) -> tuple[Any, dict[str, Any]]:
     """Check the observations and the model before any sampling: rows and guidance options."""
     from xsfm.models.downscaling.guidance import DEFAULT_SCALE
+    from xsfm.observations import as_operator
     from xsfm.xr.fine_observations import prepare_fine_observations
 
     network = m.network()
@@ -221,8 +222,6 @@ def _guidance(
         periodic=bool(getattr(network, "periodic", False)),
         noise_std=noise_std,
     )
-    from xsfm.observations import as_operator
-
     options = {
         "operator": as_operator(fine_obs.operator, fine_obs.noise_std),
         "channel": fine_obs.channel,

@@ -154,13 +154,15 @@ class FlowDAS(FlowDASDrift):
 
         def drift(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             n = x.shape[0]
-            if min_rows is not None and getattr(self.net, "per_row", False) and n > 1:
+            if min_rows is None:
+                return self.drift(x, s, hist)
+            if getattr(self.net, "per_row", False):
                 # convolutions round differently per batch size: one call per row instead
                 s_rows = s.expand(n) if s.numel() == 1 else s
                 parts = [self.drift(x[i : i + 1], s_rows[i : i + 1], hist[i : i + 1])
                          for i in range(n)]  # fmt: skip
                 return torch.cat(parts)
-            if min_rows is None or n >= min_rows or getattr(self.net, "per_row", False):
+            if n >= min_rows:
                 return self.drift(x, s, hist)
             pad = min_rows - n
 

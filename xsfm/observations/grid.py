@@ -218,7 +218,7 @@ class PointObservations(Observation):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         h, w = x.shape[-2:]
         if self.periodic:
-            rows, cols = np.mod(self._rows, h), np.mod(self._cols, w)
+            rows, cols = self._wrapped(h, w)
             r0, c0 = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
             r1, c1 = (r0 + 1) % h, (c0 + 1) % w
         else:
@@ -246,12 +246,15 @@ class PointObservations(Observation):
     def _params(self) -> dict[str, Any]:
         return {"points": self.points, "y": self.y, "x": self.x, "periodic": self.periodic}
 
+    def _wrapped(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional row and column indices, wrapped into the grid when it is periodic."""
+        if self.periodic:
+            return np.mod(self._rows, h), np.mod(self._cols, w)
+        return self._rows, self._cols
+
     def positions(self, state_shape: Sequence[int]) -> np.ndarray:
         """Fractional grid indices ``[m, 2]`` of the points (wrapped on a periodic grid)."""
-        h, w = state_shape[-2:]
-        rows, cols = self._rows, self._cols
-        if self.periodic:
-            rows, cols = np.mod(rows, h), np.mod(cols, w)
+        rows, cols = self._wrapped(*state_shape[-2:])
         return np.stack([rows, cols], axis=-1).astype(float)
 
     @classmethod

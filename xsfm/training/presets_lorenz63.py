@@ -57,8 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"zeta": 2e-4, "resample_members": False},
     "long-window": {"zeta": 5e-3, "resample_members": "predictive", "members": 8},
 }
-DEFAULT_SETTINGS: dict[str, Any] = {"members": 8, "resample_members": "predictive"}
-DEFAULT_ZETA = 5e-3
+DEFAULT_SETTINGS: dict[str, Any] = {k: v for k, v in PRESETS["long-window"].items() if k != "zeta"}
+DEFAULT_ZETA: float = PRESETS["long-window"]["zeta"]
 
 STATE_SPEC = {
     "name": "state",
