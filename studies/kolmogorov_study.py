@@ -42,6 +42,8 @@ STUDY_VARIANTS = {
     "sfm-cond-y": ("sfm", {"condition_on_input": "true"}),
     "sfm-fixed-sigma": ("sfm-fixed-sigma", {}),
     "sfm-flow-grad": ("sfm", {"encoder_flow_grad": "true"}),
+    "sfm-spectral": ("sfm", {"base_noise": "spectral"}),
+    "sfm-spectral-cond-y": ("sfm", {"base_noise": "spectral", "condition_on_input": "true"}),
 }
 VARIANT_NOTES = {
     "sfm-cond-y": "the flow network also sees the interpolated input (off in the released config)",
@@ -51,6 +53,11 @@ VARIANT_NOTES = {
         "the encoder learns from the lambda-weighted regression loss alone, and then lambda is "
         "immaterial: Adam removes its scale)"
     ),
+    "sfm-spectral": (
+        "base noise coloured like the encoder's held-out error spectrum (amplitude per half-octave "
+        "of radial wavenumber, measured with sigma_z; xsfm.models.downscaling.base_noise)"
+    ),
+    "sfm-spectral-cond-y": "sfm-spectral with the flow network also seeing the interpolated input",
 }
 # (solver, steps, rho of the time grid): the released Euler grid, more steps, Heun, a uniform grid
 SWEEP = [
@@ -71,6 +78,8 @@ ORDER = [
     "sfm-cond-y",
     "sfm-fixed-sigma",
     "sfm-flow-grad",
+    "sfm-spectral",
+    "sfm-spectral-cond-y",
     "edm",
     "corrdiff",
     "regression",

@@ -9,7 +9,8 @@
   moving average (EMA) of the weights with the usual warm-up
   ``decay_t = min(decay, (1 + t) / (10 + t))``; the returned module holds the EMA weights;
 * for methods with adaptive ``sigma_z``: every ``sigma_z_every`` steps the encoder's per-channel
-  RMSE on the validation split is passed to ``module.update_sigma_z``;
+  RMSE on the validation split is passed to ``module.update_sigma_z`` (and, for
+  ``base_noise="spectral"``, its error power per radial band to ``module.update_noise_spectrum``);
 * two-stage methods (``sfm-two-stage``, ``corrdiff``): stage 1 (encoder) for the first
   ``two_stage_fraction`` of the steps, then stage 2 (flow or diffusion, encoder frozen);
 * a tqdm progress bar with the running loss;
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from xsfm.models.downscaling import Downscaler
+from xsfm.models.downscaling.base_noise import BANDS
 from xsfm.training.checkpoint import load_checkpoint, restore_checkpoint, save_checkpoint
 
 __all__ = ["TrainResult", "load_checkpoint", "normalisation_stats", "train_downscaler"]
@@ -145,6 +147,21 @@ def _val_rmse(
             total += rmse.pow(2) * n
             count += n
     return (total / count).sqrt()
+
+
+def _val_spectrum(
+    module: Downscaler, coarse: torch.Tensor, fine: torch.Tensor, batch: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's error power per band on the held-out pairs (for ``base_noise="spectral"``)."""
+    total = torch.zeros(module.out_channels, BANDS, dtype=torch.float64)
+    count = torch.zeros(BANDS, dtype=torch.float64)
+    n = 0
+    for i in range(0, coarse.shape[0], batch):
+        c, f = coarse[i : i + batch].to(device), fine[i : i + batch].to(device)
+        power, count = module.encoder_error_spectrum(c, f)
+        total += power * c.shape[0]
+        n += c.shape[0]
+    return total / n, count
 
 
 def train_downscaler(
@@ -344,6 +361,10 @@ def train_downscaler(
             if adaptive and done % sigma_z_every == 0:
                 rmse = _val_rmse(module, coarse_val, fine_val, max(batch_size, 64), device)
                 sz = module.update_sigma_z(rmse)
+                if module.base_noise == "spectral":
+                    module.update_noise_spectrum(
+                        *_val_spectrum(module, coarse_val, fine_val, max(batch_size, 64), device)
+                    )
                 history["val_rmse"].append(rmse.tolist())
                 history["sigma_z"].append(sz.double().cpu().tolist())
                 logs["sigma_z"] = float(sz.mean())

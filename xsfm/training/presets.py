@@ -10,6 +10,7 @@ Presets
     ``test_samples``, ``encoder`` (``conv1x1`` or ``unet``), ``batch_size``, ``lr``, ``channels``,
     ``condition_on_input``, ``lambda_reg`` and ``encoder_flow_grad`` (the SFM loss's regression
     weight and whether the flow loss trains the encoder through ``z``; default: the method's),
+    ``base_noise`` (SFM: ``white`` or ``spectral``, see :mod:`xsfm.models.downscaling.base_noise`),
     ``name``. Writes the model and an ``example.safetensors`` of held-out pairs.
 ``cwa-2km``
     The Taiwan 25 km -> 2 km setting. ``--data`` is a zarr store or netCDF-4 file with two groups:
@@ -49,6 +50,7 @@ KOLMOGOROV_DEFAULTS: dict[str, Any] = {
     "condition_on_input": False,
     "lambda_reg": None,
     "encoder_flow_grad": None,
+    "base_noise": None,
     "batch_size": 16,
     "lr": 2e-3,
     "steps": 2000,
@@ -167,6 +169,16 @@ def train_kolmogorov(
     }
     if method in ("sfm", "sfm-two-stage", "sfm-fixed-sigma"):
         network["condition_on_input"] = bool(opts["condition_on_input"])
+    if opts["base_noise"] is not None:
+        if method not in ("sfm", "sfm-two-stage") or opts["base_noise"] not in (
+            "white",
+            "spectral",
+        ):
+            raise ValueError(
+                f"base_noise is 'white' or 'spectral', an option of sfm and sfm-two-stage; got "
+                f"{opts['base_noise']!r} for {method!r}"
+            )
+        network["base_noise"] = opts["base_noise"]
     network.update(loss_options)
     name = opts["name"] or f"kolmogorov-{method}"
     n_steps = int(steps if steps is not None else opts["steps"])

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xsfm.models.downscaling.base_noise import BANDS
 from xsfm.models.downscaling.config import METHODS, _pair, default_config
 from xsfm.models.downscaling.loss import LossMixin
 from xsfm.models.downscaling.sampling import SamplingMixin
@@ -117,6 +118,22 @@ class Downscaler(LossMixin, SamplingMixin, nn.Module):
             self.register_buffer("sigma_z", torch.full((cout,), init))
             self.register_buffer("sigma_z_ema_sum", torch.zeros(cout, dtype=torch.float64))
             self.register_buffer("sigma_z_updates", torch.zeros((), dtype=torch.int64))
+        self.base_noise = str(cfg["base_noise"])
+        if self.base_noise not in ("white", "spectral"):
+            raise ValueError(f"base_noise must be 'white' or 'spectral', got {self.base_noise!r}")
+        if self.base_noise == "spectral":
+            if not self.adaptive_sigma_z:
+                raise ValueError(
+                    f"base_noise 'spectral' is measured from the encoder's held-out error like "
+                    f"an adaptive sigma_z; method {method!r} has none (use sfm or sfm-two-stage)"
+                )
+            # amplitude per channel and radial band (normalised units), estimated in training
+            self.register_buffer("noise_band_amplitude", torch.ones(cout, BANDS))
+            self.register_buffer(
+                "noise_band_ema_sum", torch.zeros(cout, BANDS, dtype=torch.float64)
+            )
+            self.register_buffer("noise_band_seen", torch.zeros(BANDS, dtype=torch.bool))
+            self.register_buffer("noise_band_updates", torch.zeros((), dtype=torch.int64))
         self.stage = 1 if self.num_stages == 2 else 0
         self._default_generator: torch.Generator | None = None
         if cfg["channels_last"]:

@@ -43,6 +43,9 @@ _DEFAULTS: dict[str, Any] = {
     "lambda_reg": 0.25,
     "sigma_z_init": 1.0,
     "sigma_z_floor": 0.05,
+    # SFM's base noise: "white" (the released method) or "spectral" (coloured like the encoder's
+    # held-out error spectrum, see xsfm.models.downscaling.base_noise)
+    "base_noise": "white",
     "sigma_z_ema": 0.99,
     "sigma_min_train": 1e-3,
     "p_mean": -1.2,

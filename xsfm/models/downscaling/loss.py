@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
+from xsfm.models.downscaling.base_noise import BANDS, band_power, fill_empty_bands, shape_noise
 from xsfm.sampling.paths import sample_sigma_uniform
 
 __all__ = ["LossMixin"]
@@ -91,6 +92,72 @@ class LossMixin:
         y, x = self.prepare(coarse, fine)
         assert x is not None
         return (x - self.encode(y)).pow(2).mean(dim=(0, 2, 3)).sqrt()
+
+    @torch.no_grad()
+    def encoder_error_spectrum(
+        self, coarse: torch.Tensor, fine: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean Fourier power of the encoder's error per channel and radial band (normalised units).
+
+        Returns ``power [Cout, BANDS]`` and the mode count per band ``[BANDS]``
+        (:func:`~xsfm.models.downscaling.base_noise.band_power`).
+        """
+        y, x = self.prepare(coarse, fine)
+        assert x is not None
+        return band_power(x - self.encode(y))
+
+    def update_noise_spectrum(self, power: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """Fold a measured error power per band (see :meth:`encoder_error_spectrum`) into the base noise.
+
+        Like ``sigma_z``: a bias-corrected moving average (decay ``sigma_z_ema``) of the band power;
+        the amplitude is its square root, bands never measured take the nearest measured band's.
+        Only for ``base_noise="spectral"``.
+
+        Returns
+        -------
+        torch.Tensor
+            The amplitude per channel and band ``[Cout, BANDS]`` (normalised units).
+
+        Examples
+        --------
+        >>> from xsfm.models.downscaling import build_downscaler
+        >>> m = build_downscaler({"method": "sfm", "base_noise": "spectral",
+        ...                       "unet": {"channels": 8, "channel_mult": [1]}})
+        >>> e = torch.randn(8, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> amp = m.update_noise_spectrum(*band_power(e))
+        >>> amp.shape, bool(((amp - 1).abs() < 0.4).all())
+        (torch.Size([1, 17]), True)
+        """
+        if getattr(self, "base_noise", "white") != "spectral":
+            raise TypeError(
+                f"method {self.method!r} has white base noise; update_noise_spectrum is for "
+                "base_noise='spectral'"
+            )
+        power = torch.as_tensor(power, dtype=torch.float64).cpu()
+        count = torch.as_tensor(count).cpu()
+        if power.shape != self.noise_band_ema_sum.shape or count.shape != (power.shape[-1],):
+            raise ValueError(
+                f"power must be [{self.out_channels}, {BANDS}] and count [{BANDS}], got "
+                f"{list(power.shape)} and {list(count.shape)}"
+            )
+        seen = count > 0
+        decay = float(self._config["sigma_z_ema"])
+        with torch.no_grad():
+            self.noise_band_ema_sum.mul_(decay).add_(
+                (1 - decay) * power.to(self.noise_band_ema_sum)
+            )
+            self.noise_band_updates.add_(1)
+            self.noise_band_seen.logical_or_(seen.to(self.noise_band_seen.device))
+            corrected = self.noise_band_ema_sum / (1 - decay ** int(self.noise_band_updates))
+            amp = fill_empty_bands(corrected.sqrt().cpu(), self.noise_band_seen.cpu())
+            self.noise_band_amplitude.copy_(amp.to(self.noise_band_amplitude))
+        return self.noise_band_amplitude.clone()
+
+    def base_noise_sample(self, eps: torch.Tensor) -> torch.Tensor:
+        """The unit-variance base noise from white ``eps``: ``eps`` itself, or shaped (spectral)."""
+        if getattr(self, "base_noise", "white") != "spectral":
+            return eps
+        return shape_noise(eps, self.noise_band_amplitude)
 
     def update_sigma_z(self, rmse_per_channel: torch.Tensor | Sequence[float]) -> torch.Tensor:
         """Fold a measured per-channel encoder RMSE (normalised units) into ``sigma_z``.

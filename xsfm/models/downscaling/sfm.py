@@ -40,7 +40,7 @@ class SFMDownscaler(Downscaler):
         if two_stage or not self._config["encoder_flow_grad"]:
             mu = mu.detach()
         sigma, eps = noise["sigma"], noise["eps"]
-        z = mu + self.sigma_z[None, :, None, None] * eps
+        z = mu + self.sigma_z[None, :, None, None] * self.base_noise_sample(eps)
         x_t = sfm_path(z, x, sigma)
         d = self.denoise(x_t, sigma, y)
         flow = (loss_weight(sigma) * (d - x).pow(2).mean(dim=(1, 2, 3))).mean()
@@ -52,7 +52,7 @@ class SFMDownscaler(Downscaler):
         self, y: torch.Tensor, noise: torch.Tensor, settings: dict[str, Any]
     ) -> torch.Tensor:
         mu = self.encode(y)
-        z = mu + self.sigma_z[None, :, None, None] * noise
+        z = mu + self.sigma_z[None, :, None, None] * self.base_noise_sample(noise)
         # z is the state at sigma = 1; a grid starting lower starts from the path's mean there.
         s0 = float(settings["sigma_max"])
         x_init = z if s0 >= 1.0 else s0 * z + (1 - s0) * mu
