@@ -72,6 +72,8 @@ suite.RUNS = RUNS
 suite.VARIANTS.update(STUDY_VARIANTS)
 suite.EVAL_SAMPLER.update(dict.fromkeys(STUDY_VARIANTS, ("euler", 10)))
 SHIPPED_SAMPLER = {"solver": "heun", "steps": 11, "rho": 1.0}
+SWEPT = ("sfm", "cfm", "sfm-cond-y", "sfm-spectral", "sfm-spectral-cond-y")
+"""Variants whose samplers are compared (sfm and cfm on every setting, the others on the uniform grid)."""
 ORDER = [
     "sfm",
     "cfm",
@@ -88,9 +90,10 @@ ORDER = [
 
 SCALE_CODE = r"""
 import json, sys
-import numpy as np, torch
+import numpy as np, torch, xarray as xr
 torch.set_num_threads(1)
 import xsfm
+from xsfm import metrics
 from xsfm.training.presets import kolmogorov_data
 path, tau, n, members = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 coarse, fine = kolmogorov_data(tau, n, "test", 1, ".cache/xsfm")
@@ -111,13 +114,33 @@ for lo in (1, 2, 4, 8, 16):
     out["octaves"].append([lo, 2 * lo])
     out["ssr"].append(float(np.sqrt(s / e)))
     out["error_share"].append(float(err.mean(0)[band].sum() / total))
+ens_da = xr.DataArray(ens, dims=("member", "sample", "y", "x"), coords={"y": fine["y"].values, "x": fine["x"].values})
+truth_da = xr.DataArray(truth, dims=("sample", "y", "x"), coords={"y": fine["y"].values, "x": fine["x"].values})
+out["rank_histogram"] = [int(v) for v in metrics.rank_histogram(ens_da, truth_da).values]
+spec_m = metrics.power_spectrum(ens_da, mean_over=("member", "sample"), wavenumber="cycles")
+spec_t = metrics.power_spectrum(truth_da, mean_over="sample", wavenumber="cycles")
+out["wavenumber"] = [float(v) for v in spec_m["wavenumber"].values]
+out["spectrum"] = [float(v) for v in spec_m.values]
+out["spectrum_truth"] = [float(v) for v in spec_t.values]
 print(json.dumps(out))
 """
 
 
-def scale_ssr(variant: str, samples: int, members: int) -> dict:
-    """Spread-skill ratio per octave of wavenumber, and each octave's share of the error power."""
-    return suite.run_json(SCALE_CODE, suite.model_dir(TAU, variant), TAU, samples, members)
+def model_path(variant: str) -> Path | None:
+    """The trained run of ``variant``, or its shipped copy (the study's runs ship), or None."""
+    run = suite.model_dir(TAU, variant)
+    if (run / "card.json").exists():
+        return run
+    shipped = {"sfm": SHIPPED} | {v: SHIPPED.parent / f"kolmogorov-{v}" for v in SHIPPED_BASELINES}
+    if variant in shipped and (shipped[variant] / "card.json").exists():
+        return shipped[variant]
+    return None
+
+
+def scale_ssr(path: Path, samples: int, members: int) -> dict:
+    """Per octave of wavenumber: spread-skill ratio and share of the error power; the rank
+    histogram; the mean power spectrum of the members and of the truth."""
+    return suite.run_json(SCALE_CODE, path, TAU, samples, members)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -153,22 +176,26 @@ def run(args: argparse.Namespace) -> dict:
             DATA.write_text(json.dumps(results, indent=1))
             write_report(results)
     results.setdefault("by_scale", {})
-    for variant in ("sfm", "cfm", "sfm-cond-y", "sfm-fixed-sigma"):
-        present = (suite.model_dir(TAU, variant) / "card.json").exists()
-        if variant in results["eval"] and variant not in results["by_scale"] and present:
-            results["by_scale"][variant] = scale_ssr(variant, args.sweep_samples, args.members)
+    for variant in ORDER:
+        path = model_path(variant)
+        done = "rank_histogram" in results["by_scale"].get(variant, {})
+        if variant in results["eval"] and not done and path is not None:
+            results["by_scale"][variant] = scale_ssr(path, args.sweep_samples, args.members)
             DATA.write_text(json.dumps(results, indent=1))
     results.setdefault("sampler_sweep", {})
-    for variant in ("sfm", "cfm"):
-        if not (suite.model_dir(TAU, variant) / "card.json").exists():
+    for variant in SWEPT:
+        path = model_path(variant)
+        if path is None or variant not in results["eval"]:
             continue
         for solver, steps, rho in SWEEP:
             if variant != "sfm" and steps == 50:
                 continue  # the released 50-step Euler grid: sfm only (it costs 5x)
+            if variant not in ("sfm", "cfm") and rho != 1.0:
+                continue  # the variants: the two uniform-grid Heun settings
             key = f"{variant}|{solver}|{steps}|{rho:g}"
             if key not in results["sampler_sweep"]:
                 results["sampler_sweep"][key] = suite.evaluate(
-                    suite.model_dir(TAU, variant),
+                    path,
                     TAU,
                     args.sweep_samples,
                     args.members,
@@ -272,6 +299,50 @@ def gaussian_spread_errors() -> list[tuple[str, float]]:
     return out
 
 
+def octave_power_ratio(r: dict) -> list[float]:
+    """Members' over truth's spectral power per octave (fundamental wavenumbers 1-2, ..., 16-32)."""
+    import numpy as np
+
+    k = np.asarray(r["wavenumber"]) / r["wavenumber"][1]  # in fundamental wavenumbers
+    spec, truth = np.asarray(r["spectrum"]), np.asarray(r["spectrum_truth"])
+    return [
+        float(spec[(k >= lo) & (k < 2 * lo)].sum() / truth[(k >= lo) & (k < 2 * lo)].sum())
+        for lo in (1, 2, 4, 8, 16)
+    ]
+
+
+def write_figure(ranked: dict) -> None:
+    """Rank histograms and power spectra of every variant (``kolmogorov-study.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax_r, ax_s) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for variant, r in ranked.items():
+        if variant == "regression":
+            continue  # 16 equal members: no distribution to rank
+        h = np.asarray(r["rank_histogram"], dtype=float)
+        style = "-" if variant.startswith("sfm") else "--"
+        ax_r.plot(np.arange(h.size), h / h.sum(), style, marker=".", label=variant)
+    ax_r.axhline(1 / 17, color="k", lw=0.8)
+    ax_r.set(xlabel="rank of the truth among 16 members", ylabel="frequency",
+             title="rank histograms (flat = calibrated)")  # fmt: skip
+    first = next(iter(ranked.values()))
+    k = np.asarray(first["wavenumber"]) / first["wavenumber"][1]
+    ax_s.loglog(k[1:], np.asarray(first["spectrum_truth"])[1:], "k", lw=2, label="truth")
+    for variant, r in ranked.items():
+        style = "-" if variant.startswith("sfm") else "--"
+        ax_s.loglog(k[1:], np.asarray(r["spectrum"])[1:], style, lw=1, label=variant)
+    ax_s.set(xlabel="wavenumber (fundamental units)", ylabel="power spectral density",
+             title="mean power spectrum of the members")  # fmt: skip
+    ax_s.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(REPORT.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+
+
 def write_report(results: dict) -> None:
     s = results["settings"]
     lines = [
@@ -351,10 +422,36 @@ def write_report(results: dict) -> None:
             "| variant | " + " | ".join(f"SSR {a}-{b}" for a, b in first["octaves"]) + " |",
             "|---|" + "---|" * len(first["octaves"]),
         ]
-        for variant, r in results["by_scale"].items():
+        scale = {v: results["by_scale"][v] for v in ORDER if v in results["by_scale"]}
+        for variant, r in scale.items():
             lines.append(f"| {variant} | " + " | ".join(f"{v:.2f}" for v in r["ssr"]) + " |")
         share = results["by_scale"].get("sfm", first)["error_share"]
         lines.append("| error share (sfm) | " + " | ".join(f"{100 * v:.0f}%" for v in share) + " |")
+        ranked = {v: r for v, r in scale.items() if "rank_histogram" in r}
+        if ranked:
+            lines += [
+                "",
+                "## Rank histograms and spectra",
+                "",
+                "Rank of the truth among the 16 members at every pixel (17 bins; ties broken at "
+                "random), same pairs. A calibrated ensemble puts 1/17 = 5.9 % in each bin; the "
+                "columns give the two outermost bins (truth below / above every member) and the "
+                "largest deviation of any bin from 5.9 %. `spectrum ratio` is the members' mean "
+                "power over the truth's per octave. Figure: `kolmogorov-study.png`.",
+                "",
+                "| variant | rank 0 | rank 16 | max deviation | spectrum ratio by octave |",
+                "|---|---|---|---|---|",
+            ]
+            for variant, r in ranked.items():
+                h = [c / sum(r["rank_histogram"]) for c in r["rank_histogram"]]
+                dev = max(abs(v - 1 / len(h)) for v in h)
+                ratio = ", ".join(f"{v:.2f}" for v in octave_power_ratio(r))
+                lines.append(
+                    f"| {variant} | {100 * h[0]:.1f}% | {100 * h[-1]:.1f}% | {100 * dev:.1f} pt | "
+                    f"{ratio} |"
+                )
+            lines += ["", "![rank histograms and spectra](kolmogorov-study.png)"]
+            write_figure(ranked)
     if results.get("findings"):
         lines += ["", "## Findings", "", results["findings"]]
     REPORT.write_text("\n".join(lines) + "\n")
