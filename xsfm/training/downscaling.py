@@ -65,6 +65,8 @@ class TrainResult:
         Normalisation statistics used (physical units).
     seconds
         Wall time of this call.
+    val_indices
+        Positions of the held-out pairs in the input (for checks on data the weights never saw).
     """
 
     module: Downscaler
@@ -73,6 +75,7 @@ class TrainResult:
     raw_state: dict[str, torch.Tensor] = field(repr=False)
     stats: dict[str, torch.Tensor] = field(repr=False)
     seconds: float = 0.0
+    val_indices: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
 
 def normalisation_stats(
@@ -397,4 +400,5 @@ def train_downscaler(
         raw_state=raw_state,
         stats=stats,
         seconds=time.perf_counter() - t_start,
+        val_indices=val_idx.clone(),
     )

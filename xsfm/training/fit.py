@@ -10,6 +10,7 @@ like any shipped one; save it with ``model.save(path)``.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -112,6 +113,7 @@ def fit_downscaler(
     grad_clip: float | None = 1.0,
     sigma_z_every: int = 10,
     seed: int = 0,
+    calibration_pairs: int = 0,
     checkpoint_path: str | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
@@ -141,6 +143,12 @@ def fit_downscaler(
         Optimiser steps, batch size, Adam learning rate, held-out share (for ``sigma_z``), EMA decay
         of the weights, gradient-norm clip, steps between ``sigma_z`` updates, seed; see
         :func:`xsfm.training.downscaling.train_downscaler`.
+    calibration_pairs
+        After training, draw 8-member ensembles for up to this many held-out pairs and record their
+        spread against their error, overall and per octave of wavenumber
+        (:func:`xsfm.training.calibration.calibration_check`), in ``card.training["calibration_check"]``;
+        a warning when the spread-skill ratio is outside [0.8, 1.2]. 0 (default): no check;
+        deterministic methods are never checked.
     checkpoint_path, checkpoint_every, resume, progress
         Periodic checkpoint file and interval, exact resume from it, progress bar.
     description, training_info
@@ -173,6 +181,10 @@ def fit_downscaler(
     from xsfm.models.downscaling import build_downscaler, default_config
     from xsfm.training.downscaling import train_downscaler
 
+    if isinstance(calibration_pairs, bool) or not isinstance(calibration_pairs, int | np.integer):
+        raise TypeError(f"calibration_pairs must be an integer, got {calibration_pairs!r}")
+    if calibration_pairs < 0:
+        raise ValueError(f"calibration_pairs must be >= 0, got {calibration_pairs}")
     coarse_names = _field_names(coarse, inputs, "coarse")
     grid = find_spatial_grid(coarse[coarse_names[0]])
     sample_dims = [d for d in coarse[coarse_names[0]].dims if d not in grid.dims]
@@ -247,6 +259,20 @@ def fit_downscaler(
     sigma_z = getattr(result.module, "sigma_z", None)
     if sigma_z is not None:
         info["sigma_z"] = [float(v) for v in sigma_z.tolist()]
+    if int(calibration_pairs) > 0 and result.module.uses_flow_net and len(result.val_indices):
+        from xsfm.training.calibration import calibration_check
+
+        idx = result.val_indices[: int(calibration_pairs)]
+        check = calibration_check(result.module, to_torch(x_in)[idx], to_torch(x_out)[idx])
+        info["calibration_check"] = check
+        if check["ssr"] is not None and not 0.8 <= check["ssr"] <= 1.2:
+            warnings.warn(
+                f"held-out spread-skill ratio of the trained {method} model is {check['ssr']:.2f} "
+                f"on {check['pairs']} pairs ({'under' if check['ssr'] < 1 else 'over'}-dispersed; "
+                "1 is calibrated): see card.training['calibration_check'] for the ratio per "
+                "octave of wavenumber",
+                stacklevel=2,
+            )
     card = ModelCard(
         name=name or f"{method}-custom",
         version="1.0",

@@ -11,7 +11,8 @@ Presets
     ``condition_on_input``, ``lambda_reg`` and ``encoder_flow_grad`` (the SFM loss's regression
     weight and whether the flow loss trains the encoder through ``z``; default: the method's),
     ``base_noise`` (SFM: ``white`` or ``spectral``, see :mod:`xsfm.models.downscaling.base_noise`),
-    ``name``. Writes the model and an ``example.safetensors`` of held-out pairs.
+    ``calibration_pairs`` (held-out pairs for the card's calibration check, see
+    :func:`xsfm.training.fit_downscaler`), ``name``. Writes the model and an ``example.safetensors`` of held-out pairs.
 ``cwa-2km``
     The Taiwan 25 km -> 2 km setting. ``--data`` is a zarr store or netCDF-4 file with two groups:
     ``era5`` holds the card's 12 inputs (found by standard name and pressure level, as
@@ -51,6 +52,7 @@ KOLMOGOROV_DEFAULTS: dict[str, Any] = {
     "lambda_reg": None,
     "encoder_flow_grad": None,
     "base_noise": None,
+    "calibration_pairs": 0,
     "batch_size": 16,
     "lr": 2e-3,
     "steps": 2000,
@@ -200,6 +202,7 @@ def train_kolmogorov(
         batch_size=int(opts["batch_size"]),
         lr=float(opts["lr"]),
         seed=seed,
+        calibration_pairs=int(opts["calibration_pairs"]),
         progress=progress,
         description=(
             f"Misaligned Kolmogorov-flow downscaling, 16x16 -> 64x64 relative vorticity, method {method}, "
