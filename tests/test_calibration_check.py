@@ -89,3 +89,46 @@ def test_bad_calibration_pairs_is_refused_before_training() -> None:
         xsfm.training.fit_downscaler(coarse, fine, calibration_pairs=-1, steps=10**9)
     with pytest.raises(TypeError, match="calibration_pairs must be an integer"):
         xsfm.training.fit_downscaler(coarse, fine, calibration_pairs=True, steps=10**9)
+
+
+@pytest.fixture(scope="module")
+def tiny_sfm():
+    coarse, fine = _pairs(48)
+    model = xsfm.training.fit_downscaler(
+        coarse.isel(time=slice(0, 32)), fine.isel(time=slice(0, 32)), method="sfm",
+        network={**TINY, "sampler": {"solver": "euler", "steps": 4}}, steps=20, batch_size=8,
+        progress=False,
+    )  # fmt: skip
+    return model, coarse.isel(time=slice(32, 48)), fine.isel(time=slice(32, 48))
+
+
+def test_calibrate_spread_reaches_the_target_on_held_out_pairs(tiny_sfm) -> None:
+    model, coarse, fine = tiny_sfm
+    before = model.network().config["sigma_z_scale"]
+    out = xsfm.training.calibrate_spread(model, coarse, fine, members=8, tolerance=0.05)
+    record = out.card.training["spread_calibration"]
+    scale = record["sigma_z_scale"]
+    assert out.network().config["sigma_z_scale"] == scale != 1.0
+    assert model.network().config["sigma_z_scale"] == before == 1.0  # input model unchanged
+    assert record["pairs"] == 16 and record["members"] == 8 and len(record["trials"]) >= 2
+    # an independent measurement with the returned model gives the recorded, calibrated ratio
+    ens = coarse.sfm.downscale(model=out, members=8, seed=0, progress=False)
+    ssr = float(xsfm.metrics.spread_skill_ratio(ens["t"], fine["t"]))
+    assert ssr == pytest.approx(1.0, abs=0.05)
+    assert ssr == pytest.approx(min(record["trials"], key=lambda t: abs(t["ssr"] - 1))["ssr"])
+    # sigma_z itself (the encoder's held-out RMSE) is untouched; only sampling is scaled
+    torch.testing.assert_close(out.network().sigma_z, model.network().sigma_z)
+    torch.testing.assert_close(out.network().sampling_sigma_z, model.network().sigma_z * scale)
+
+
+def test_calibrate_spread_refuses_what_it_cannot_calibrate(tiny_sfm) -> None:
+    model, coarse, fine = tiny_sfm
+    with pytest.raises(ValueError, match="fine truth lacks the model's output"):
+        xsfm.training.calibrate_spread(model, coarse, fine.rename(t="temp"))
+    regression = xsfm.training.fit_downscaler(
+        coarse, fine, method="regression", steps=2, batch_size=4, progress=False
+    )
+    with pytest.raises(ValueError, match="no adaptive sigma_z"):
+        xsfm.training.calibrate_spread(regression, coarse, fine)
+    with pytest.raises(ValueError, match="no sigma_z_scale brought"):
+        xsfm.training.calibrate_spread(model, coarse, fine, members=4, max_iterations=1, target=3.0)

@@ -1,7 +1,8 @@
-"""Training: ``fit_downscaler`` (SFM and baselines) and ``fit_assimilator`` (FlowDAS) on xarray data.
+"""Training on xarray data: ``fit_downscaler``, ``fit_assimilator`` and ``calibrate_spread``.
 
-Both names resolve to the real functions (with their signatures) on first access, so
-``import xsfm.training`` stays light.
+``fit_downscaler`` trains SFM and its baselines, ``fit_assimilator`` FlowDAS, ``calibrate_spread``
+sets an SFM model's base-noise scale on held-out pairs. The names resolve to the real functions
+(with their signatures) on first access, so ``import xsfm.training`` stays light.
 
 Examples
 --------
@@ -17,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from xsfm.training.assimilator import fit_assimilator
+    from xsfm.training.calibration import calibrate_spread
     from xsfm.training.fit import fit_downscaler
 
-__all__ = ["fit_assimilator", "fit_downscaler"]
+__all__ = ["calibrate_spread", "fit_assimilator", "fit_downscaler"]
 
 _LAZY = {
+    "calibrate_spread": "xsfm.training.calibration",
     "fit_assimilator": "xsfm.training.assimilator",
     "fit_downscaler": "xsfm.training.fit",
 }

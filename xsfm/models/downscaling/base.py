@@ -118,6 +118,11 @@ class Downscaler(LossMixin, SamplingMixin, nn.Module):
             self.register_buffer("sigma_z", torch.full((cout,), init))
             self.register_buffer("sigma_z_ema_sum", torch.zeros(cout, dtype=torch.float64))
             self.register_buffer("sigma_z_updates", torch.zeros((), dtype=torch.int64))
+        scale = cfg["sigma_z_scale"]
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise ValueError(f"sigma_z_scale must be a number > 0, got {scale!r}")
+        if scale != 1 and not self.uses_sigma_z:
+            raise ValueError(f"sigma_z_scale is for methods with a sigma_z; {method!r} has none")
         self.base_noise = str(cfg["base_noise"])
         if self.base_noise not in ("white", "spectral"):
             raise ValueError(f"base_noise must be 'white' or 'spectral', got {self.base_noise!r}")

@@ -46,6 +46,9 @@ _DEFAULTS: dict[str, Any] = {
     # SFM's base noise: "white" (the released method) or "spectral" (coloured like the encoder's
     # held-out error spectrum, see xsfm.models.downscaling.base_noise)
     "base_noise": "white",
+    # sampling only: the base noise is sigma_z_scale * sigma_z (sigma_z stays the encoder's RMSE);
+    # set on held-out data by xsfm.training.calibrate_spread
+    "sigma_z_scale": 1.0,
     "sigma_z_ema": 0.99,
     "sigma_min_train": 1e-3,
     "p_mean": -1.2,

@@ -48,19 +48,27 @@ class SFMDownscaler(Downscaler):
         total = flow + lam * reg if lam else flow
         return total, {"loss": _item(total), "flow": _item(flow), "reg": _item(reg)}
 
+    @property
+    def sampling_sigma_z(self) -> torch.Tensor:
+        """The base noise's scale when sampling: ``sigma_z_scale * sigma_z`` (normalised units)."""
+        return self.sigma_z * float(self._config["sigma_z_scale"])
+
     def _sample_normalised(
         self, y: torch.Tensor, noise: torch.Tensor, settings: dict[str, Any]
     ) -> torch.Tensor:
         mu = self.encode(y)
-        z = mu + self.sigma_z[None, :, None, None] * self.base_noise_sample(noise)
+        z = mu + self.sampling_sigma_z[None, :, None, None] * self.base_noise_sample(noise)
         # z is the state at sigma = 1; a grid starting lower starts from the path's mean there.
         s0 = float(settings["sigma_max"])
         x_init = z if s0 >= 1.0 else s0 * z + (1 - s0) * mu
         return self._integrate(x_init, y, settings)
 
     def _guidance_path(self, sigma: float) -> tuple[float, torch.Tensor, torch.Tensor]:
-        """SFM's path: ``a = 1 - sigma``, noise ``sigma * sigma_z``, prior variance ``sigma_z^2``."""
-        sz = self.sigma_z.detach().float().cpu()
+        """SFM's path: ``a = 1 - sigma``, noise ``sigma * s``, prior variance ``s^2``.
+
+        ``s`` is :attr:`sampling_sigma_z`.
+        """
+        sz = self.sampling_sigma_z.detach().float().cpu()
         return 1.0 - sigma, sigma * sz, sz**2
 
 
