@@ -43,6 +43,12 @@ RMSE every ``k`` steps and calls :meth:`Downscaler.update_sigma_z`. The released
 PhysicsNeMo) feeds the *MSE* (no square root) to the average; we use the RMSE, which is the ML
 estimate of a standard deviation.
 
+*Spectral base noise* (``base_noise="spectral"``): ``eps`` coloured by an isotropic amplitude per
+half-octave of radial wavenumber, the encoder's held-out error power per band measured with
+``sigma_z`` (:mod:`~xsfm.models.downscaling.base_noise`); unit variance per pixel, so ``sigma_z``
+keeps its meaning. *Sampling scale* ``sigma_z_scale`` (default 1): the base noise when sampling is
+``sigma_z_scale * sigma_z``, set on held-out data by :func:`xsfm.training.calibrate_spread`.
+
 ``sfm-two-stage`` -- the same model, trained in two stages: first the encoder alone (regression
 loss), then the flow with the encoder frozen. ``sfm-fixed-sigma`` -- SFM with ``sigma_z`` fixed at
 ``sigma_z_init`` (never updated). ``regression`` -- the encoder alone, deterministic (all members
