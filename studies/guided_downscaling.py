@@ -47,7 +47,7 @@ REPORT = ROOT / "docs" / "benchmarks" / "guided-downscaling.md"
 MODEL = "kolmogorov-sfm"
 GAMMA = 0.25  # s-1, about 6 % of the vorticity's standard deviation
 FRACTIONS = (0.01, 0.02, 0.05)
-SCALES = (1.0, 2.0, 3.0, 5.0)
+SCALES = (1.0, 2.0, 3.0, 5.0, 8.0)
 MEMBERS = 16
 
 

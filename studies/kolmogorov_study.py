@@ -39,10 +39,13 @@ SHIPPED = ROOT / "xsfm" / "models" / "shipped" / "kolmogorov-sfm"
 TAU = 2.0
 
 STUDY_VARIANTS = {
-    "sfm-cond-y": ("sfm", {"condition_on_input": "true"}),
-    "sfm-fixed-sigma": ("sfm-fixed-sigma", {}),
-    "sfm-flow-grad": ("sfm", {"encoder_flow_grad": "true"}),
-    "sfm-spectral": ("sfm", {"base_noise": "spectral"}),
+    "sfm-cond-y": ("sfm", {"base_noise": "white", "condition_on_input": "true"}),
+    "sfm-fixed-sigma": ("sfm-fixed-sigma", {"condition_on_input": "false"}),
+    "sfm-flow-grad": (
+        "sfm",
+        {"base_noise": "white", "condition_on_input": "false", "encoder_flow_grad": "true"},
+    ),
+    "sfm-spectral": ("sfm", {"base_noise": "spectral", "condition_on_input": "false"}),
     "sfm-spectral-cond-y": ("sfm", {"base_noise": "spectral", "condition_on_input": "true"}),
     "sfm-spectral-cond-y-flow-grad": (
         "sfm",
@@ -551,17 +554,27 @@ def write_report(results: dict) -> None:
             "",
             f"Spread-skill ratio per octave of wavenumber (fundamental units: {octs}), from the Fourier "
             "power of the ensemble-mean error and of the member deviations (sqrt((M+1)/M) corrected), "
-            f"on {s.get('scale_samples', 64)} held-out pairs, 16 members, Euler 10 steps; the last line "
-            "is each octave's share of the ensemble-mean error power.",
+            f"on {s.get('scale_samples', 64)} held-out pairs, 16 members, with the sampler in the last "
+            "column (flow methods: the shipped one; a variant without a kept model keeps its earlier "
+            "Euler 10-step row); the last line is each octave's share of the ensemble-mean error "
+            "power.",
             "",
-            "| variant | " + " | ".join(f"SSR {a}-{b}" for a, b in first["octaves"]) + " |",
-            "|---|" + "---|" * len(first["octaves"]),
+            "| variant | "
+            + " | ".join(f"SSR {a}-{b}" for a, b in first["octaves"])
+            + " | sampler |",
+            "|---|" + "---|" * (len(first["octaves"]) + 1),
         ]
         scale = {v: results["by_scale"][v] for v in ORDER if v in results["by_scale"]}
         for variant, r in scale.items():
-            lines.append(f"| {variant} | " + " | ".join(f"{v:.2f}" for v in r["ssr"]) + " |")
+            smp = r.get("sampler")
+            smp_text = f"{smp[0]} {smp[1]} (rho {smp[2]:g})" if smp else "euler 10 (earlier run)"
+            lines.append(
+                f"| {variant} | " + " | ".join(f"{v:.2f}" for v in r["ssr"]) + f" | {smp_text} |"
+            )
         share = results["by_scale"].get("sfm", first)["error_share"]
-        lines.append("| error share (sfm) | " + " | ".join(f"{100 * v:.0f}%" for v in share) + " |")
+        lines.append(
+            "| error share (sfm) | " + " | ".join(f"{100 * v:.0f}%" for v in share) + " | |"
+        )
         ranked = {v: r for v, r in scale.items() if "rank_histogram" in r}
         if ranked:
             lines += [
@@ -572,7 +585,15 @@ def write_report(results: dict) -> None:
                 "random), same pairs. A calibrated ensemble puts 1/17 = 5.9 % in each bin; the "
                 "columns give the two outermost bins (truth below / above every member) and the "
                 "largest deviation of any bin from 5.9 %. `spectrum ratio` is the members' mean "
-                "power over the truth's per octave. Figure: `kolmogorov-study.png`.",
+                "power over the truth's per octave. Figure: `kolmogorov-study.png`."
+                + (
+                    " Not shown (their trained runs were not kept, `runs/` is not committed, and "
+                    "were not retrained for this pass): "
+                    + ", ".join(f"`{v}`" for v in missing)
+                    + "."
+                    if (missing := [v for v in ORDER if v in rows and v not in ranked])
+                    else ""
+                ),
                 "",
                 "| variant | rank 0 | rank 16 | max deviation | spectrum ratio by octave |",
                 "|---|---|---|---|---|",

@@ -39,8 +39,12 @@ RESULTS = REPORT.with_suffix(".json")
 
 # (variant name, method, preset overrides)
 VARIANTS = {
-    "sfm": ("sfm", {}),
-    "sfm-unet-encoder": ("sfm", {"encoder": "unet"}),
+    # the released SFM configuration (white base noise, flow network not conditioned on the input)
+    "sfm": ("sfm", {"base_noise": "white", "condition_on_input": "false"}),
+    "sfm-unet-encoder": (
+        "sfm",
+        {"encoder": "unet", "base_noise": "white", "condition_on_input": "false"},
+    ),
     "regression": ("regression", {}),
     "cfm": ("cfm", {}),
     "edm": ("edm", {}),

@@ -50,7 +50,11 @@ def build_network(card: ModelCard) -> torch.nn.Module:
     if card.kind == "downscaling":
         from xsfm.models.downscaling import build_downscaler
 
-        return build_downscaler(card.network)
+        network = dict(card.network)
+        if network.get("method") in ("sfm", "sfm-two-stage"):
+            # cards written before spectral base noise existed (and became the default) used white
+            network.setdefault("base_noise", "white")
+        return build_downscaler(network)
     if card.kind == "assimilation":
         from xsfm.models.flowdas import build_flowdas
 

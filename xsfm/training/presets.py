@@ -8,8 +8,9 @@ Presets
     Misaligned Kolmogorov-flow downscaling (16x16 -> 64x64 vorticity) on data simulated by
     :func:`xsfm.datasets.kolmogorov_pairs`; options ``tau`` (misalignment lag), ``samples``,
     ``test_samples``, ``encoder`` (``conv1x1`` or ``unet``), ``batch_size``, ``lr``, ``channels``,
-    ``condition_on_input``, ``lambda_reg`` and ``encoder_flow_grad`` (the SFM loss's regression
-    weight and whether the flow loss trains the encoder through ``z``; default: the method's),
+    ``condition_on_input`` (SFM; default: the method's), ``lambda_reg`` and ``encoder_flow_grad``
+    (the SFM loss's regression weight and whether the flow loss trains the encoder through ``z``;
+    default: the method's),
     ``base_noise`` (SFM: ``white`` or ``spectral``, see :mod:`xsfm.models.downscaling.base_noise`),
     ``calibration_pairs`` (held-out pairs for the card's calibration check, see
     :func:`xsfm.training.fit_downscaler`), ``name``. Writes the model and an ``example.safetensors`` of held-out pairs.
@@ -48,7 +49,7 @@ KOLMOGOROV_DEFAULTS: dict[str, Any] = {
     "channels": 40,
     "channel_mult": [1, 2],
     "patch": 4,
-    "condition_on_input": False,
+    "condition_on_input": None,
     "lambda_reg": None,
     "encoder_flow_grad": None,
     "base_noise": None,
@@ -169,7 +170,8 @@ def train_kolmogorov(
             else {"kind": opts["encoder"]}
         ),
     }
-    if method in ("sfm", "sfm-two-stage", "sfm-fixed-sigma"):
+    sfm_family = method in ("sfm", "sfm-two-stage", "sfm-fixed-sigma")
+    if sfm_family and opts["condition_on_input"] is not None:
         network["condition_on_input"] = bool(opts["condition_on_input"])
     if opts["base_noise"] is not None:
         if method not in ("sfm", "sfm-two-stage") or opts["base_noise"] not in (

@@ -92,7 +92,7 @@ from xsfm.models.downscaling.baselines import (
     EDMDownscaler,
     RegressionDownscaler,
 )
-from xsfm.models.downscaling.config import METHODS, default_config
+from xsfm.models.downscaling.config import METHODS, RELEASED_SFM, default_config
 from xsfm.models.downscaling.sfm import (
     SFMDownscaler,
     SFMFixedSigmaDownscaler,
@@ -101,6 +101,7 @@ from xsfm.models.downscaling.sfm import (
 
 __all__ = [
     "METHODS",
+    "RELEASED_SFM",
     "CFMDownscaler",
     "CorrDiffDownscaler",
     "Downscaler",
