@@ -267,14 +267,20 @@ def report(r: dict[str, Any]) -> str:
         "## Reading",
         "",
         f"- Guidance lowers RMSE and CRPS at the unobserved pixels in every row: {better}.",
-        f"- The spread-skill ratio at the unobserved pixels stays that of the base model "
-        f"({min(ssr_u):.2f} unguided, {min(ssr_g):.2f}-{max(ssr_g):.2f} guided): guidance does not "
-        "repair the under-dispersion of the `kolmogorov-sfm` ensemble (the subject of the SFM "
-        "calibration work), so the ensemble is not calibrated in [0.8, 1.2].",
-        "- At the observed places the ensemble mean is about as far from the truth as the "
-        "observation noise, and much closer to the observations themselves, with a small spread: "
-        "the members follow the observations more tightly than their noise warrants (the 95 % "
-        "intervals of member + noise cover more than 95 % of them).",
+        f"- Spread-skill ratio at the unobserved pixels: {min(ssr_u):.2f}-{max(ssr_u):.2f} "
+        f"unguided, {min(ssr_g):.2f}-{max(ssr_g):.2f} guided; in [0.8, 1.2] in every guided row: "
+        f"{all(0.8 <= v <= 1.2 for v in ssr_g)}.",
+        "- At the observed places, per row: guided ensemble mean minus truth (RMSE), against the "
+        f"observation noise {r['gamma']}; ratio of that RMSE to the noise; 95 % coverage: "
+        + "; ".join(
+            f"{name} {row['guided_observed']['rmse_truth']:.2f} "
+            f"({row['guided_observed']['rmse_truth'] / r['gamma']:.1f}x), "
+            f"{row['guided_observed']['coverage95']:.2f}"
+            for name, row in r["rows"].items()
+        )
+        + ". Within the noise (RMSE at most 1.5x the noise) in every row: "
+        + str(all(row["guided_observed"]["rmse_truth"] <= 1.5 * r["gamma"] for row in rows))
+        + ".",
         "",
     ]
     return "\n".join(lines)

@@ -315,6 +315,10 @@ def ship(results: dict, variant: str = "sfm") -> None:
             },
         },
         "study_variant": variant,
+        "reproduce": (
+            "OMP_NUM_THREADS=1 python studies/kolmogorov_study.py --variants "
+            f"{CALIBRATED.get(variant, variant)} --ship --ship-variant {variant}"
+        ),
     }
     ship_model(
         results, variant, SHIPPED, sampler=SHIPPED_SAMPLER, extra=choice, name="kolmogorov-sfm"
@@ -380,6 +384,11 @@ def ship_model(
     if dest.exists():
         shutil.rmtree(dest)
     model.save(dest)
+    # a calibrated variant is saved from memory: its held-out example comes from the run it was
+    # made from (the preset writes one per run)
+    example = suite.model_dir(TAU, CALIBRATED.get(variant, variant)) / "example.safetensors"
+    if not (dest / "example.safetensors").exists() and example.exists():
+        shutil.copyfile(example, dest / "example.safetensors")
     print(f"shipped {dest}")
 
 

@@ -154,3 +154,22 @@ def test_bad_base_noise_is_refused_by_name() -> None:
     m = build_downscaler({"method": "sfm", "base_noise": "spectral", "unet": TINY})
     with pytest.raises(ValueError, match=r"power must be \[1, 17\]"):
         m.update_noise_spectrum(torch.zeros(2, BANDS), torch.ones(BANDS))
+
+
+def test_cards_from_before_base_noise_load_as_white(tmp_path) -> None:
+    import json
+
+    from xsfm.models.downscaling import RELEASED_SFM
+
+    net = build_downscaler({"method": "sfm", **RELEASED_SFM, "unet": TINY})
+    assert build_downscaler({"method": "sfm", "unet": TINY}).base_noise == "spectral"  # default
+    model = xsfm.Model(
+        xsfm.load_model("kolmogorov-sfm").card.replace(network=net.config, name="old-sfm"),
+        network=net,
+    )
+    path = model.save(tmp_path / "old")
+    card = json.loads((path / "card.json").read_text())
+    del card["network"]["base_noise"], card["network"]["sigma_z_scale"]  # as written before
+    (path / "card.json").write_text(json.dumps(card))
+    loaded = xsfm.load_model(path).network()  # strict weights: no spectral buffers expected
+    assert loaded.base_noise == "white" and loaded.config["sigma_z_scale"] == 1.0
