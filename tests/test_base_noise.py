@@ -136,7 +136,7 @@ def test_spectral_model_saves_loads_and_samples_the_same(tmp_path) -> None:
 
 
 def test_white_base_noise_is_unchanged() -> None:
-    m = build_downscaler({"method": "sfm", "unet": TINY})
+    m = build_downscaler({"method": "sfm", "base_noise": "white", "unet": TINY})
     eps = torch.randn(2, 1, 8, 8)
     assert m.base_noise == "white" and m.base_noise_sample(eps) is eps
     assert not hasattr(m, "noise_band_amplitude")  # released cards keep their buffers
@@ -148,9 +148,9 @@ def test_bad_base_noise_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="method 'cfm' has none"):
         build_downscaler({"method": "cfm", "base_noise": "spectral", "unet": TINY})
     with pytest.raises(TypeError, match="white base noise"):
-        build_downscaler({"method": "sfm", "unet": TINY}).update_noise_spectrum(
-            torch.zeros(1, BANDS), torch.ones(BANDS)
-        )
+        build_downscaler(
+            {"method": "sfm", "base_noise": "white", "unet": TINY}
+        ).update_noise_spectrum(torch.zeros(1, BANDS), torch.ones(BANDS))
     m = build_downscaler({"method": "sfm", "base_noise": "spectral", "unet": TINY})
     with pytest.raises(ValueError, match=r"power must be \[1, 17\]"):
         m.update_noise_spectrum(torch.zeros(2, BANDS), torch.ones(BANDS))
