@@ -179,7 +179,11 @@ def model_path(variant: str) -> Path | None:
     run = suite.model_dir(TAU, variant)
     if (run / "card.json").exists():
         return run
-    shipped = {"sfm": SHIPPED} | {v: SHIPPED.parent / f"kolmogorov-{v}" for v in SHIPPED_BASELINES}
+    shipped = {v: SHIPPED.parent / f"kolmogorov-{v}" for v in SHIPPED_BASELINES}
+    if (SHIPPED / "card.json").exists():
+        # kolmogorov-sfm names the study variant it was made from (1.0: the released sfm)
+        extra = json.loads((SHIPPED / "card.json").read_text()).get("extra", {})
+        shipped[extra.get("study_variant", "sfm")] = SHIPPED
     if variant in shipped and (shipped[variant] / "card.json").exists():
         return shipped[variant]
     return None
@@ -577,6 +581,8 @@ def write_report(results: dict) -> None:
         for variant, r in scale.items():
             smp = r.get("sampler")
             smp_text = f"{smp[0]} {smp[1]} (rho {smp[2]:g})" if smp else "euler 10 (earlier run)"
+            if variant == "regression":
+                smp_text = "one evaluation"
             lines.append(
                 f"| {variant} | " + " | ".join(f"{v:.2f}" for v in r["ssr"]) + f" | {smp_text} |"
             )
