@@ -162,7 +162,7 @@ def test_cards_from_before_base_noise_load_as_white(tmp_path) -> None:
     from xsfm.models.downscaling import RELEASED_SFM
 
     net = build_downscaler({"method": "sfm", **RELEASED_SFM, "unet": TINY})
-    assert build_downscaler({"method": "sfm", "unet": TINY}).base_noise == "spectral"  # default
+    assert build_downscaler({"method": "sfm", "unet": TINY}).base_noise == "white"  # default
     model = xsfm.Model(
         xsfm.load_model("kolmogorov-sfm").card.replace(network=net.config, name="old-sfm"),
         network=net,

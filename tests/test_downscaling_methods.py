@@ -64,14 +64,19 @@ def _w(sigma: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    "method", ["sfm", "sfm-released", "sfm-fixed-sigma", "cfm", "edm", "regression"]
+    "method",
+    ["sfm", "sfm-spectral", "sfm-released", "sfm-fixed-sigma", "cfm", "edm", "regression"],
 )
 def test_loss_equals_hand_computation(method: str) -> None:
-    released = method == "sfm-released"
-    m = _model("sfm", **RELEASED_SFM) if released else _model(method)
-    if method == "sfm":  # the default: spectral base noise (a non-flat shape) and y conditioning
-        assert m.base_noise == "spectral" and m.cond_on_y
+    if method == "sfm-released":
+        m = _model("sfm", **RELEASED_SFM)
+    elif method == "sfm-spectral":  # spectral base noise, given a non-flat shape
+        m = _model("sfm", base_noise="spectral")
         m.noise_band_amplitude.copy_(torch.linspace(3.0, 0.2, BANDS).expand(2, BANDS))
+    else:
+        m = _model(method)
+    if method == "sfm":  # the default: white base noise and y conditioning
+        assert m.base_noise == "white" and m.cond_on_y
     coarse, fine = _data()
     loss, logs = m.loss(coarse, fine, torch.Generator().manual_seed(3))
     y, x = _hand_y_x(m, coarse, fine)
@@ -79,7 +84,7 @@ def test_loss_equals_hand_computation(method: str) -> None:
     b = x.shape[0]
     if method == "regression":
         expected = ((x - m.encoder(y)) ** 2).mean()
-    elif method in ("sfm", "sfm-released", "sfm-fixed-sigma", "cfm"):
+    elif method in ("sfm", "sfm-spectral", "sfm-released", "sfm-fixed-sigma", "cfm"):
         sigma = 1e-3 + (1 - 1e-3) * torch.rand(b, generator=g)
         eps = torch.randn(x.shape, generator=g)
         s = sigma[:, None, None, None]
@@ -90,12 +95,12 @@ def test_loss_equals_hand_computation(method: str) -> None:
             expected = (_w(sigma) * ((d - x) ** 2).mean(dim=(1, 2, 3))).mean()
         else:
             mu = m.encoder(y)
-            if method == "sfm":
+            if method == "sfm-spectral":
                 eps = shape_noise(eps, m.noise_band_amplitude)
             z = mu + m.sigma_z[None, :, None, None] * eps
             x_t = s * z + (1 - s) * x
             # the released configuration does not condition the flow on y; the default does
-            d = _hand_d(m, x_t, sigma, y if method == "sfm" else None)
+            d = _hand_d(m, x_t, sigma, y if method in ("sfm", "sfm-spectral") else None)
             flow = (_w(sigma) * ((d - x) ** 2).mean(dim=(1, 2, 3))).mean()
             expected = flow + 0.25 * ((x - mu) ** 2).mean()
     else:  # edm
@@ -130,7 +135,7 @@ def test_corrdiff_and_two_stage_losses_by_stage() -> None:
             sigma = 1e-3 + (1 - 1e-3) * torch.rand(2, generator=g)
             eps = torch.randn(x.shape, generator=g)
             s = sigma[:, None, None, None]
-            eps = m.base_noise_sample(eps)  # spectral by default (flat until trained)
+            eps = m.base_noise_sample(eps)  # identity for white noise
             x_t = s * (mu + m.sigma_z[None, :, None, None] * eps) + (1 - s) * x
             d = _hand_d(m, x_t, sigma, y if m.cond_on_y else None)
             expected = (_w(sigma) * ((d - x) ** 2).mean(dim=(1, 2, 3))).mean()

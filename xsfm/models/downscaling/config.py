@@ -61,11 +61,11 @@ _DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 
-# SFM's defaults are those of the shipped kolmogorov-sfm 2.0 (spectral base noise, flow network
-# conditioned on the input); RELEASED_SFM gives the authors' released configuration. The study's
-# last measurement found white noise with conditioning better still at the shipped sampler (see
-# docs/benchmarks/kolmogorov-study.md): a candidate for the next default.
-_SFM_DEFAULTS: dict[str, Any] = {"base_noise": "spectral", "condition_on_input": True}
+# SFM's defaults are those of the shipped kolmogorov-sfm 2.1: white base noise scaled by the
+# encoder's error, flow network conditioned on the input (the best-measured SFM variant at the
+# shipped sampler, docs/benchmarks/kolmogorov-study.md); base_noise="spectral" is an option and
+# RELEASED_SFM gives the authors' released configuration.
+_SFM_DEFAULTS: dict[str, Any] = {"base_noise": "white", "condition_on_input": True}
 
 RELEASED_SFM: dict[str, Any] = {"base_noise": "white", "condition_on_input": False}
 """Overrides that give the released SFM configuration (white base noise, flow network not
