@@ -281,9 +281,23 @@ def report(r: dict[str, Any]) -> str:
         + ". Within the noise (RMSE at most 1.5x the noise) in every row: "
         + str(all(row["guided_observed"]["rmse_truth"] <= 1.5 * r["gamma"] for row in rows))
         + ".",
+        "- Spread at the observed places against that of a Gaussian posterior there (prior spread "
+        "s = the unguided spread, noise g: s g / sqrt(s^2 + g^2)), guided / Gaussian: "
+        + "; ".join(
+            f"{name} {row['guided_observed']['spread']:.2f} / {_posterior_spread(row, r):.2f}"
+            for name, row in r["rows"].items()
+        )
+        + ". Below the Gaussian value, the members agree with the observations more closely than "
+        "their noise allows (over-confident there); above it, they are looser.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _posterior_spread(row: dict[str, Any], r: dict[str, Any]) -> float:
+    """Spread of a Gaussian posterior at one observed place: prior = the unguided ensemble."""
+    s2, g2 = row["unguided_observed"]["spread"] ** 2, r["gamma"] ** 2
+    return float(np.sqrt(s2 * g2 / (s2 + g2)))
 
 
 def write_card(r: dict[str, Any]) -> None:

@@ -157,14 +157,11 @@ def _val_spectrum(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The encoder's error power per band on the held-out pairs (for ``base_noise="spectral"``)."""
     total = torch.zeros(module.out_channels, BANDS, dtype=torch.float64)
-    count = torch.zeros(BANDS, dtype=torch.float64)
-    n = 0
     for i in range(0, coarse.shape[0], batch):
         c, f = coarse[i : i + batch].to(device), fine[i : i + batch].to(device)
-        power, count = module.encoder_error_spectrum(c, f)
+        power, count = module.encoder_error_spectrum(c, f)  # count: modes per band, every batch
         total += power * c.shape[0]
-        n += c.shape[0]
-    return total / n, count
+    return total / coarse.shape[0], count
 
 
 def train_downscaler(

@@ -128,7 +128,7 @@ class LossMixin:
         >>> amp.shape, bool(((amp - 1).abs() < 0.4).all())
         (torch.Size([1, 17]), True)
         """
-        if getattr(self, "base_noise", "white") != "spectral":
+        if self.base_noise != "spectral":
             raise TypeError(
                 f"method {self.method!r} has white base noise; update_noise_spectrum is for "
                 "base_noise='spectral'"
@@ -155,7 +155,7 @@ class LossMixin:
 
     def base_noise_sample(self, eps: torch.Tensor) -> torch.Tensor:
         """The unit-variance base noise from white ``eps``: ``eps`` itself, or shaped (spectral)."""
-        if getattr(self, "base_noise", "white") != "spectral":
+        if self.base_noise != "spectral":
             return eps
         return shape_noise(eps, self.noise_band_amplitude)
 
