@@ -27,7 +27,12 @@ gentle; at the end the observed values are matched to within their noise and the
 Jacobian spreads the correction to the unobserved pixels. At :math:`a = 0` (the pure base sample)
 there is no information to use and the step is unguided.
 
-``scale`` multiplies the correction (1: the formula above).
+``scale`` multiplies the correction (1: the formula above, exact for a Gaussian prior). A network's
+estimate is pulled less than the Gaussian one (its Jacobian smooths a correction at one place over
+its surroundings), which a measured scale above 1 makes up for. The price is at the observed
+places: there a scale above 1 pulls the members closer together than the observation noise allows
+(for a Gaussian prior, where scale 1 is exact, scale 3 leaves 4 % of the posterior variance;
+tested); ``docs/benchmarks/guided-downscaling.md`` measures it for the shipped model.
 """
 
 from __future__ import annotations
