@@ -31,8 +31,8 @@ there is no information to use and the step is unguided.
 estimate is pulled less than the Gaussian one (its Jacobian smooths a correction at one place over
 its surroundings), which a measured scale above 1 makes up for. The price is at the observed
 places: there a scale above 1 pulls the members closer together than the observation noise allows
-(for a Gaussian prior, where scale 1 is exact, scale 3 leaves 4 % of the posterior variance;
-tested); ``docs/benchmarks/guided-downscaling.md`` measures it for the shipped model.
+(with the exact Gaussian denoiser, scale 3 leaves 4 % of the posterior variance; tested);
+``docs/benchmarks/guided-downscaling.md`` measures it for the shipped model.
 """
 
 from __future__ import annotations
