@@ -112,6 +112,9 @@ ORDER = [
 ]
 
 
+# Octaves here are [lo, 2 lo) in continuous |k| (fundamental units), the definition the report's
+# per-octave rows were computed with; xsfm.metrics.spread_skill_by_octave bins |k| to the nearest
+# integer and closes the last octave at Nyquist, so its last-octave values differ slightly.
 SCALE_CODE = r"""
 import json, sys
 import numpy as np, torch, xarray as xr

@@ -383,6 +383,62 @@ def test_spectrum_error_by_octave():
     assert abs(e[0]) < 0.05
 
 
+def _draws(rng, members=8, samples=48, n=32):
+    """``members`` + 1 exchangeable fields per sample: the last one plays the truth."""
+    data = rng.normal(size=(members + 1, samples, n, n))
+    draws = xr.DataArray(
+        data,
+        dims=("member", "sample", "y", "x"),
+        coords={"sample": np.arange(samples), "y": 500.0 * np.arange(n), "x": 500.0 * np.arange(n)},
+        name="vort",
+        attrs={"units": "s-1"},
+    )
+    return draws.isel(member=slice(0, members)), draws.isel(member=members, drop=True)
+
+
+def test_spread_skill_by_octave_is_one_at_every_scale_for_exchangeable_draws():
+    ens, truth = _draws(np.random.default_rng(21))
+    ssr = metrics.spread_skill_by_octave(ens, truth)
+    assert ssr.dims == ("octave",) and ssr.attrs["units"] == "1"
+    np.testing.assert_array_equal(ssr.octave_lower.values, [1, 2, 4, 8])
+    np.testing.assert_array_equal(ssr.octave_upper.values, [2, 4, 8, 16])
+    np.testing.assert_allclose(ssr.values, 1.0, atol=0.08)
+    # the octaves carry the spread and error of the whole field (Parseval): they bracket the
+    # overall ratio
+    total = float(metrics.spread_skill_ratio(ens, truth))
+    assert ssr.values.min() - 0.02 < total < ssr.values.max() + 0.02
+
+
+def test_spread_skill_by_octave_finds_the_scales_without_spread():
+    ens, truth = _draws(np.random.default_rng(22))
+    mean = ens.mean("member")
+    # members that differ only at large scales (|k| below 4 fundamental wavenumbers)
+    k = np.fft.fftfreq(32) * 32
+    keep = np.rint(np.hypot(k[:, None], k[None, :])) < 4  # the metric's radial bins
+    smooth = np.fft.ifft2(np.fft.fft2((ens - mean).values) * keep).real
+    narrow = mean + ens.copy(data=smooth)
+    ssr = metrics.spread_skill_by_octave(narrow, truth).values
+    assert ssr[:2].min() > 0.5  # octaves [1, 2) and [2, 4): spread kept
+    assert ssr[2:].max() < 0.05  # [4, 8) and [8, 16]: none left, while the error is there
+
+
+def test_spread_skill_by_octave_pairs_the_truth_by_label():
+    ens, truth = _draws(np.random.default_rng(23), samples=6)
+    shuffled = truth.isel(sample=[3, 0, 5, 1, 4, 2])
+    xr.testing.assert_allclose(
+        metrics.spread_skill_by_octave(ens, shuffled), metrics.spread_skill_by_octave(ens, truth)
+    )
+    xr.testing.assert_allclose(metrics.rmse(ens, shuffled), metrics.rmse(ens, truth))
+    with pytest.raises(InputError, match="coordinate 'sample'"):
+        metrics.spread_skill_by_octave(ens, truth.assign_coords(sample=truth.sample + 10))
+    with pytest.raises(InputError, match="units"):
+        metrics.spread_skill_by_octave(ens, truth.assign_attrs(units="K"))
+    with pytest.raises(InputError, match="at least 2 members"):
+        metrics.spread_skill_by_octave(ens.isel(member=[0]), truth)
+    with pytest.raises(InputError, match="member dimension"):
+        metrics.spread_skill_by_octave(ens, ens)
+
+
 # ---------------------------------------------------------------------------------------------
 # xarray behaviour: Dataset, dask, units, no mutation
 # ---------------------------------------------------------------------------------------------
@@ -399,6 +455,7 @@ def _all_scores(ens, truth, field_ens, field_truth):
         "rank": metrics.rank_histogram(ens, truth, dim=("y", "x")),
         "spectrum": metrics.power_spectrum(field_ens, mean_over="member"),
         "octave": metrics.spectrum_error_by_octave(field_ens, field_truth),
+        "ssr_octave": metrics.spread_skill_by_octave(field_ens, field_truth),
     }
 
 

@@ -10,8 +10,9 @@ point-wise score.
 
 Scores in the units of the variable (RMSE, MAE, CRPS) carry its ``units``; ratios and counts
 (spread-skill ratio, rank histogram, spectral error) are dimensionless (``units: "1"``). The truth
-is aligned with the ensemble on their shared coordinates: they must be equal (up to floating-point
-round-off, in which case the ensemble's coordinates are kept).
+is aligned with the ensemble on their shared coordinates by label: they must hold the same labels
+(in any order: the truth is reordered to the ensemble's), equal up to floating-point round-off (the
+ensemble's coordinates are then kept).
 
 The package is pure numpy/xarray (``scoringrules`` is used for the CRPS); it never imports torch.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 from xsfm.metrics.deterministic import mae, rmse, single_member_rmse
 from xsfm.metrics.probabilistic import CRPS_ESTIMATORS as CRPS_ESTIMATORS
 from xsfm.metrics.probabilistic import crps, rank_histogram, spread_skill_ratio
-from xsfm.metrics.spectra import power_spectrum, spectrum_error_by_octave
+from xsfm.metrics.spectra import power_spectrum, spectrum_error_by_octave, spread_skill_by_octave
 
 __all__ = [
     "crps",
@@ -31,5 +32,6 @@ __all__ = [
     "rmse",
     "single_member_rmse",
     "spectrum_error_by_octave",
+    "spread_skill_by_octave",
     "spread_skill_ratio",
 ]

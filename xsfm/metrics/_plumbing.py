@@ -105,7 +105,7 @@ def _check_units(ens: xr.DataArray, truth: xr.DataArray) -> str | None:
 def _align(
     ens: xr.DataArray, truth: xr.DataArray, member_dim: Hashable
 ) -> tuple[xr.DataArray, xr.DataArray]:
-    """Align truth with ens exactly, tolerating floating-point round-off in the coordinates."""
+    """Align truth with ens by label: exactly, in another order, or up to floating-point round-off."""
     if member_dim in truth.dims:
         raise InputError(
             f"the truth for {_label(ens)} has the member dimension {member_dim!r}; pass a single "
@@ -117,6 +117,14 @@ def _align(
         pass
     for d in set(ens.indexes) & set(truth.indexes):
         ce, ct = ens.indexes[d], truth.indexes[d]
+        if (
+            len(ce) == len(ct)
+            and ce.is_unique
+            and not ce.equals(ct)
+            and ce.sort_values().equals(ct.sort_values())
+        ):
+            truth = truth.reindex({d: ce})  # the same labels in another order: pair by label
+            ct = truth.indexes[d]
         same = len(ce) == len(ct)
         if same and ce.dtype.kind in "fiu" and ct.dtype.kind in "fiu":
             same = bool(

@@ -1,4 +1,4 @@
-"""Power spectra: the isotropic power spectral density and its relative error per octave."""
+"""Power spectra: isotropic spectral density, spectral error and spread-skill per octave."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from xsfm.errors import InputError
 from xsfm.metrics._plumbing import (
     Dims,
     T,
+    _align,
     _as_tuple,
     _attrs,
+    _check_units,
     _describe,
     _finish,
     _label,
+    _need_members,
     _per_variable,
     _single_chunk,
 )
@@ -224,6 +227,44 @@ def power_spectrum(
     )
 
 
+def _octave_bands(
+    grid: _SpectralGrid, da: xr.DataArray
+) -> tuple[np.ndarray, np.ndarray, xr.DataArray]:
+    """Octaves ``[1, 2), [2, 4), ..., [k_max/2, k_max]`` of the radial index: bounds and weights."""
+    k_max = int(np.floor(grid.nyquist / grid.dk + 1e-9))
+    if k_max < 2:
+        raise InputError(
+            f"the grid of {_label(da)} ({grid.ny}x{grid.nx}) is too small for octave bins"
+        )
+    edges = [1]
+    while edges[-1] * 2 < k_max:
+        edges.append(edges[-1] * 2)
+    edges.append(k_max)
+    lower = np.array(edges[:-1])
+    upper = np.array(edges[1:])
+    n = np.arange(grid.nbins)
+    member = (n[None, :] >= lower[:, None]) & (n[None, :] < upper[:, None])
+    member[-1, n == k_max] = True  # last octave is closed: [k_max/2, k_max]
+    return lower, upper, xr.DataArray(member.astype(np.float64), dims=("octave", "wavenumber"))
+
+
+def _octave_coords(
+    out: xr.DataArray, lower: np.ndarray, upper: np.ndarray, grid: _SpectralGrid
+) -> xr.DataArray:
+    k_units = grid.k_units
+    return out.assign_coords(
+        octave=("octave", np.arange(lower.size)),
+        octave_lower=("octave", lower, {"long_name": "lower bound (fundamental wavenumbers)"}),
+        octave_upper=(
+            "octave",
+            upper,
+            {"long_name": "upper bound (fundamental wavenumbers; exclusive except the last)"},
+        ),
+        wavenumber_lower=("octave", lower * grid.dk, _attrs(k_units, "lower angular wavenumber")),
+        wavenumber_upper=("octave", upper * grid.dk, _attrs(k_units, "upper angular wavenumber")),
+    )
+
+
 def _octave_da(
     ens: xr.DataArray, truth: xr.DataArray, dims: Sequence[Hashable], member_dim: Hashable
 ) -> xr.DataArray:
@@ -245,35 +286,9 @@ def _octave_da(
     spec_t = spec_t.mean([d for d in spec_t.dims if d != "wavenumber"])
     spec_t = spec_t.assign_coords(wavenumber=spec.wavenumber)
 
-    k_max = int(np.floor(grid.nyquist / grid.dk + 1e-9))
-    if k_max < 2:
-        raise InputError(
-            f"the grid of {_label(ens)} ({grid.ny}x{grid.nx}) is too small for octave bins"
-        )
-    edges = [1]
-    while edges[-1] * 2 < k_max:
-        edges.append(edges[-1] * 2)
-    edges.append(k_max)
-    lower = np.array(edges[:-1])
-    upper = np.array(edges[1:])
-    n = np.arange(grid.nbins)
-    member = (n[None, :] >= lower[:, None]) & (n[None, :] < upper[:, None])
-    member[-1, n == k_max] = True  # last octave is closed: [k_max/2, k_max]
-    weights = xr.DataArray(member.astype(np.float64), dims=("octave", "wavenumber"))
+    lower, upper, weights = _octave_bands(grid, ens)
     ratio = xr.dot(spec, weights, dim="wavenumber") / xr.dot(spec_t, weights, dim="wavenumber")
-    out = ratio - 1.0
-    k_units = grid.k_units
-    out = out.assign_coords(
-        octave=("octave", np.arange(lower.size)),
-        octave_lower=("octave", lower, {"long_name": "lower bound (fundamental wavenumbers)"}),
-        octave_upper=(
-            "octave",
-            upper,
-            {"long_name": "upper bound (fundamental wavenumbers; exclusive except the last)"},
-        ),
-        wavenumber_lower=("octave", lower * grid.dk, _attrs(k_units, "lower angular wavenumber")),
-        wavenumber_upper=("octave", upper * grid.dk, _attrs(k_units, "upper angular wavenumber")),
-    )
+    out = _octave_coords(ratio - 1.0, lower, upper, grid)
     return _finish(
         out,
         ens.name,
@@ -332,3 +347,111 @@ def spectrum_error_by_octave(
     (array([1, 2, 4]), array([2, 4, 8]))
     """
     return _per_variable(_octave_da, ens_or_field, truth, dims=tuple(dims), member_dim=member_dim)
+
+
+def octave_spread_and_error(
+    ens: xr.DataArray, truth: xr.DataArray, dims: Sequence[Hashable], member_dim: Hashable
+) -> tuple[xr.DataArray, xr.DataArray, int, float]:
+    """Members' variance and the mean's squared error per octave (band integrals of their spectra).
+
+    Shared by :func:`spread_skill_by_octave` and :func:`xsfm.plot.spread_skill`: returns the
+    unbiased member variance and the squared error of the ensemble mean carried by each octave of
+    :func:`spectrum_error_by_octave` (averaged over every non-spatial dimension; by Parseval they
+    add up, with ``k = 0`` and the corners beyond Nyquist, to the mean variance and the mean
+    squared error over all points), the ensemble size and the fundamental angular wavenumber.
+    """
+    m = _need_members(ens, member_dim, "the spread-skill ratio by octave", 2)
+    _check_units(ens, truth)
+    ens, truth = _align(ens, truth, member_dim)
+    grid = _SpectralGrid(ens, dims, cycles=False)
+    lower, upper, weights = _octave_bands(grid, ens)
+    mean = ens.mean(member_dim)
+    error = power_spectrum(mean - truth, dims=dims)
+    error = error.mean([d for d in error.dims if d != "wavenumber"])
+    spread = power_spectrum(ens - mean, dims=dims).sum(member_dim) / (m - 1)
+    spread = spread.mean([d for d in spread.dims if d != "wavenumber"])
+
+    def bands(psd: xr.DataArray) -> xr.DataArray:
+        return _octave_coords(xr.dot(psd, weights, dim="wavenumber") * grid.dk, lower, upper, grid)
+
+    return bands(spread), bands(error), m, grid.dk
+
+
+def _ssr_octave_da(
+    ens: xr.DataArray, truth: xr.DataArray, dims: Sequence[Hashable], member_dim: Hashable
+) -> xr.DataArray:
+    spread, error, m, _ = octave_spread_and_error(ens, truth, dims, member_dim)
+    return _finish(
+        np.sqrt((m + 1) / m * spread / error),
+        ens.name,
+        _attrs(
+            "1",
+            f"spread-skill ratio of {_describe(ens)} per octave",
+            metric="spread_skill_by_octave",
+            ensemble_size=m,
+        ),
+    )
+
+
+def spread_skill_by_octave(
+    ens: T,
+    truth: T,
+    dims: Sequence[Hashable] = ("y", "x"),
+    member_dim: Hashable = "member",
+) -> T:
+    r"""Spread-skill ratio per octave of wavenumber: the ensemble's calibration scale by scale.
+
+    The :func:`~xsfm.metrics.spread_skill_ratio` computed from Fourier power: the members'
+    deviations from the ensemble mean and the ensemble mean's error are transformed over ``dims``
+    (:func:`power_spectrum`), their power is averaged over every other dimension and summed over
+    the octaves of :func:`spectrum_error_by_octave` (``[1, 2), [2, 4), ..., [k_max/2, k_max]`` in
+    fundamental wavenumbers), and per octave
+
+    .. math::
+        \mathrm{SSR} = \sqrt{\frac{M+1}{M}\,
+        \frac{\sum_{\text{octave}} \overline{|\widehat{x_m - \bar x}|^2} \,/\, (M - 1)}
+        {\sum_{\text{octave}} \overline{|\widehat{\bar x - y}|^2}}}.
+
+    1 means the spread matches the error at those scales, below 1 too little spread (the truth
+    too often outside the ensemble there), above 1 too much. By Parseval the octaves together
+    (with the mean, ``k = 0``) give the spread-skill ratio over all points.
+
+    Parameters
+    ----------
+    ens
+        Ensemble with at least 2 members along ``member_dim`` and both ``dims``; a Dataset is
+        handled per data variable.
+    truth
+        Verifying field(s) on the same grid, without ``member_dim``; paired with ``ens`` by
+        coordinate label.
+    dims
+        The (row, column) spatial dimensions, evenly spaced (the fields are treated as periodic).
+    member_dim
+        Name of the ensemble dimension.
+
+    Returns
+    -------
+    DataArray or Dataset
+        Dimensionless ratio with dimension ``octave`` and the coordinates of
+        :func:`spectrum_error_by_octave`.
+
+    Examples
+    --------
+    Truth and members drawn from the same distribution: calibrated at every scale.
+
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> draws = xr.DataArray(rng.normal(size=(9, 64, 32, 32)), dims=("member", "sample", "y", "x"))
+    >>> ssr = spread_skill_by_octave(draws.isel(member=slice(1, None)), draws.isel(member=0))
+    >>> ssr.round(1).values, ssr.octave_lower.values
+    (array([1., 1., 1., 1.]), array([1, 2, 4, 8]))
+
+    Halving the members' deviations halves the ratio at every scale:
+
+    >>> ens = draws.isel(member=slice(1, None))
+    >>> narrow = ens.mean("member") + 0.5 * (ens - ens.mean("member"))
+    >>> bool((spread_skill_by_octave(narrow, draws.isel(member=0)) < 0.6).all())
+    True
+    """
+    return _per_variable(_ssr_octave_da, ens, truth, dims=tuple(dims), member_dim=member_dim)

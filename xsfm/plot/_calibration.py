@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -11,6 +10,7 @@ import xarray as xr
 
 from xsfm import metrics
 from xsfm.errors import InputError
+from xsfm.metrics.spectra import octave_spread_and_error
 from xsfm.plot._common import (
     apply_select,
     as_dataarray,
@@ -24,7 +24,6 @@ from xsfm.plot._common import (
     with_units,
     wrap,
 )
-from xsfm.plot._spectral import cycles_spectrum
 
 
 def _ensemble_and_truth(
@@ -127,49 +126,24 @@ def rank_histogram(
     return ax
 
 
-def _octave_masks(wavenumber: xr.DataArray) -> list[tuple[float, float, np.ndarray]]:
-    """(lower, upper wavenumber, bins) of the octaves [1, 2), [2, 4), ..., [k_max/2, k_max]."""
-    dk = float(wavenumber.attrs["fundamental_wavenumber"])
-    k_max = int(np.floor(float(wavenumber.attrs["nyquist_wavenumber"]) / dk + 1e-9))
-    n = np.rint(np.asarray(wavenumber.values) / dk).astype(int)
-    edges = [1]
-    while edges[-1] * 2 < k_max:
-        edges.append(edges[-1] * 2)
-    edges.append(k_max)
-    out = []
-    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
-        last = i == len(edges) - 2
-        out.append((lo * dk, hi * dk, (n >= lo) & ((n < hi) | (last & (n == hi)))))
-    return out
-
-
 def _by_scale(
     ens: xr.DataArray, truth: xr.DataArray, dims: Sequence[Hashable], member_dim: Hashable
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     func = "spread_skill"
     require_dims(ens, dims, "the ensemble", func)
     require_dims(truth, dims, "the truth", func)
-    m = ens.sizes[member_dim]
-    mean = ens.mean(member_dim)
-    error = mean - truth
-    if error.sizes != mean.sizes:
-        raise InputError(
-            f"{func}: the truth {truth.name!r} is not on the ensemble's points (sizes "
-            f"{dict(truth.sizes)} against {dict(mean.sizes)}); compare on the same grid and times"
+    variance, squared_error, m, _ = octave_spread_and_error(ens, truth, tuple(dims), member_dim)
+    spread = np.sqrt((m + 1) / m * variance.values)
+    rmse = np.sqrt(squared_error.values)
+    # labelled in cycles per coordinate unit, like xsfm.plot.spectra
+    unit = variance["wavenumber_lower"].attrs.get("units")
+    labels = [
+        f"{lo / (2 * np.pi):.3g}–{hi / (2 * np.pi):.3g}" + (f" {unit}" if unit else "")
+        for lo, hi in zip(
+            variance["wavenumber_lower"].values, variance["wavenumber_upper"].values, strict=True
         )
-    deviation = cycles_spectrum(ens - mean, dims, keep=[member_dim]).sum(member_dim) / (m - 1)
-    squared_error = cycles_spectrum(error, dims)
-    k = squared_error["wavenumber"]
-    if int(np.floor(k.attrs["nyquist_wavenumber"] / k.attrs["fundamental_wavenumber"])) < 2:
-        raise InputError(f"{func}: the grid {dict(ens.sizes)} is too small for octave bands")
-    dk = float(k.attrs["fundamental_wavenumber"])
-    spread, rmse, labels = [], [], []
-    unit = k.attrs.get("units")
-    for lo, hi, mask in _octave_masks(k):
-        spread.append(np.sqrt((m + 1) / m * float(deviation.values[mask].sum()) * dk))
-        rmse.append(np.sqrt(float(squared_error.values[mask].sum()) * dk))
-        labels.append(f"{lo:.3g}–{hi:.3g}" + (f" {unit}" if unit else ""))
-    return np.array(spread), np.array(rmse), labels
+    ]
+    return spread, rmse, labels
 
 
 def _by_lead(
@@ -214,7 +188,8 @@ def spread_skill(
     * ``by="scale"``: one point per octave of the radial wavenumber (as in
       :func:`xsfm.metrics.spectrum_error_by_octave`, in cycles per coordinate unit): the variance of
       the members about their mean and the squared error of the mean are the band integrals of
-      their power spectra (Parseval), over every sample and time. Log-log axes.
+      their power spectra (Parseval), over every sample and time; their ratio is
+      :func:`xsfm.metrics.spread_skill_by_octave`. Log-log axes.
     * ``by="lead"``: one point per step along ``time_dim`` (an assimilation or forecast output),
       averaged over every other dimension, labelled with the ``lead`` coordinate where there is
       one. Linear axes from 0.

@@ -5,9 +5,8 @@ A model's ensemble is calibrated when its spread matches the error of its mean. 
 
 * the spread-skill ratio ``sqrt((M + 1) / M) * spread / RMSE(mean)`` over all pixels (1:
   calibrated, below 1: under-dispersed);
-* the same ratio per octave of radial wavenumber (fundamental units ``[1, 2), [2, 4), ...``), from
-  the Fourier power of the members' deviations and of the mean's error -- where the spread is
-  missing;
+* the same ratio per octave of radial wavenumber (fundamental units ``[1, 2), [2, 4), ...``,
+  :func:`xsfm.metrics.spread_skill_by_octave`) -- where the spread is missing;
 * the share of pixels whose truth lies outside every member (``2 / (M + 1)`` when calibrated).
 
 :func:`xsfm.training.fit_downscaler` runs it on the training run's held-out split when
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from xsfm.metrics import spread_skill_by_octave
 from xsfm.model import Model
 from xsfm.models.downscaling import Downscaler
 from xsfm.sampling.rng import stream_generators
@@ -37,24 +37,16 @@ __all__ = ["calibrate_spread", "calibration_check", "ensemble_calibration"]
 def _octave_ratios(
     ens: torch.Tensor, truth: torch.Tensor
 ) -> tuple[list[list[int]], list[float | None]]:
-    """SSR per octave of radial wavenumber from ``ens [N, M, C, H, W]`` and ``truth [N, C, H, W]``."""
-    _, m, _, h, w = ens.shape
-    mean = ens.mean(dim=1)
-    err = torch.fft.fft2(mean - truth).abs().pow(2).sum(dim=(0, 1))  # [H, W]
-    spread = torch.fft.fft2(ens - mean[:, None]).abs().pow(2).sum(dim=(0, 1, 2)) / (m - 1)
-    ky = torch.fft.fftfreq(h, dtype=torch.float64) * h
-    kx = torch.fft.fftfreq(w, dtype=torch.float64) * w
-    kr = (ky[:, None] ** 2 + kx[None, :] ** 2).sqrt()
-    octaves, ratios = [], []
-    lo = 1
-    while lo < max(h, w) // 2:
-        band = (kr >= lo) & (kr < 2 * lo)
-        e = float(err[band].sum())
-        s = float(spread[band].sum()) * (m + 1) / m
-        octaves.append([lo, 2 * lo])
-        ratios.append(math.sqrt(s / e) if e > 0 else None)
-        lo *= 2
-    return octaves, ratios
+    """SSR per octave (:func:`xsfm.metrics.spread_skill_by_octave`) of ``[N, M, C, H, W]`` ensembles."""
+    dims = ("sample", "member", "channel", "y", "x")
+    ratios = spread_skill_by_octave(
+        xr.DataArray(ens.numpy(), dims=dims), xr.DataArray(truth.numpy(), dims=dims[:1] + dims[2:])
+    )
+    octaves = [
+        [int(lo), int(hi)]
+        for lo, hi in zip(ratios["octave_lower"].values, ratios["octave_upper"].values, strict=True)
+    ]
+    return octaves, [float(v) if np.isfinite(v) else None for v in ratios.values]
 
 
 @torch.no_grad()
