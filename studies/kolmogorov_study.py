@@ -154,6 +154,58 @@ print(json.dumps(out))
 """
 
 
+PAIRED_CODE = r"""
+import json, sys
+import numpy as np, torch
+torch.set_num_threads(1)
+import xsfm
+from xsfm import metrics
+from xsfm.training.presets import kolmogorov_data
+path, tau, n, members = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+solver, steps, rho = sys.argv[5], int(sys.argv[6]), float(sys.argv[7])
+coarse, fine = kolmogorov_data(tau, n, "test", 1, ".cache/xsfm")
+ens = coarse[["vorticity"]].sfm.downscale(
+    model=path, members=members, seed=0, steps=steps, solver=solver, rho=rho, batch_size=8
+)["vorticity"]
+crps = metrics.crps(ens, fine["vorticity"], dim=("y", "x")).compute()
+print(json.dumps({"sample": [int(v) for v in crps["sample"].values],
+                  "crps": [float(v) for v in crps.values]}))
+"""
+
+PAIRED = ("cfm", "sfm-cond-y")
+"""The two models whose CRPS the goal compares, per held-out pair, at the shipped sampler."""
+
+
+def paired_crps(test_samples: int, members: int, resamples: int = 10000) -> dict | None:
+    """CRPS per held-out pair of both ``PAIRED`` models and a paired bootstrap of the difference."""
+    import numpy as np
+
+    per_pair = {}
+    for variant in PAIRED:
+        path = model_path(variant)
+        if path is None:
+            return None
+        smp = SHIPPED_SAMPLER
+        per_pair[variant] = suite.run_json(
+            PAIRED_CODE, path, TAU, test_samples, members, smp["solver"], smp["steps"], smp["rho"]
+        )
+    a, b = (per_pair[v] for v in PAIRED)
+    if a["sample"] != b["sample"]:
+        raise SystemExit("the paired evaluations saw different samples")
+    diff = np.asarray(b["crps"]) - np.asarray(a["crps"])  # second minus first
+    rng = np.random.default_rng(0)
+    means = diff[rng.integers(0, diff.size, size=(resamples, diff.size))].mean(axis=1)
+    return {
+        "models": list(PAIRED),
+        "pairs": int(diff.size),
+        "mean_crps": {v: float(np.mean(per_pair[v]["crps"])) for v in PAIRED},
+        "mean_difference": float(diff.mean()),
+        "interval95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+        "second_better_share": float((diff < 0).mean()),
+        "resamples": resamples,
+    }
+
+
 CALIBRATED = {"sfm-spectral-cond-y-calibrated": "sfm-spectral-cond-y"}
 """Variants made from a trained run by xsfm.training.calibrate_spread on validation pairs."""
 
@@ -285,6 +337,9 @@ def run(args: argparse.Namespace) -> dict:
         print(f"final {variant}: CRPS {r['crps']:.4f} SSR {r['ssr']:.2f}", flush=True)
         DATA.write_text(json.dumps(results, indent=1))
         write_report(results)
+    if "paired" not in results:
+        results["paired"] = paired_crps(args.test_samples, args.members)
+        DATA.write_text(json.dumps(results, indent=1))
     results.setdefault("by_scale", {})
     for variant in ORDER:
         path = model_path(variant)
@@ -532,6 +587,22 @@ def write_report(results: dict) -> None:
                 f"| {name} | {r['rmse']:.4f} | {r['crps']:.4f} | {r['ssr']:.2f} | {spec} | "
                 f"{r['ms_per_member_sample']:.1f} |"
             )
+        if p := results.get("paired"):
+            first, second = p["models"]
+            lo, hi = p["interval95"]
+            lines += [
+                "",
+                f"Paired comparison of `{second}` and `{first}` on the same {p['pairs']} pairs "
+                f"(CRPS per pair, `paired_crps()` in this script): mean difference "
+                f"{p['mean_difference']:+.4f} s-1 ({second} minus {first}), 95 % bootstrap "
+                f"interval [{lo:+.4f}, {hi:+.4f}] ({p['resamples']} resamples of the pairs); "
+                f"`{second}` is better on {100 * p['second_better_share']:.0f} % of the pairs. "
+                + (
+                    "The interval contains 0: the two are not told apart on these pairs."
+                    if lo <= 0 <= hi
+                    else f"The interval excludes 0: `{first if lo > 0 else second}` is better."
+                ),
+            ]
         for variant, c in results.get("calibration", {}).items():
             trials = "; ".join(
                 f"{t['sigma_z_scale']:.3f} -> SSR {t['ssr']:.3f}, CRPS {t['crps']:.4f}"
@@ -659,8 +730,19 @@ def main() -> None:
         "--no-sweep", dest="sweep", action="store_false", help="skip the sampler comparison"
     )
     parser.add_argument("--ship-only", action="store_true", help="only copy the runs (see --ship)")
+    parser.add_argument(
+        "--paired-only",
+        action="store_true",
+        help="only the paired CRPS comparison of the goal (then the report)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
+    if args.paired_only:
+        results = json.loads(DATA.read_text())
+        results["paired"] = paired_crps(args.test_samples, args.members)
+        DATA.write_text(json.dumps(results, indent=1))
+        write_report(results)
+        return
     if args.report_only or args.ship_only:
         results = json.loads(DATA.read_text())
         if args.ship_only:
