@@ -20,9 +20,10 @@ The package is pure numpy/xarray (``scoringrules`` is used for the CRPS); it nev
 from __future__ import annotations
 
 from xsfm.metrics.deterministic import mae, rmse, single_member_rmse
+from xsfm.metrics.octaves import spectrum_error_by_octave, spread_skill_by_octave
 from xsfm.metrics.probabilistic import CRPS_ESTIMATORS as CRPS_ESTIMATORS
 from xsfm.metrics.probabilistic import crps, rank_histogram, spread_skill_ratio
-from xsfm.metrics.spectra import power_spectrum, spectrum_error_by_octave, spread_skill_by_octave
+from xsfm.metrics.spectra import power_spectrum
 
 __all__ = [
     "crps",

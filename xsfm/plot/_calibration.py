@@ -10,7 +10,7 @@ import xarray as xr
 
 from xsfm import metrics
 from xsfm.errors import InputError
-from xsfm.metrics.spectra import octave_spread_and_error
+from xsfm.metrics.octaves import octave_spread_and_error
 from xsfm.plot._common import (
     apply_select,
     as_dataarray,
@@ -132,7 +132,7 @@ def _by_scale(
     func = "spread_skill"
     require_dims(ens, dims, "the ensemble", func)
     require_dims(truth, dims, "the truth", func)
-    variance, squared_error, m, _ = octave_spread_and_error(ens, truth, tuple(dims), member_dim)
+    variance, squared_error, m = octave_spread_and_error(ens, truth, tuple(dims), member_dim)
     spread = np.sqrt((m + 1) / m * variance.values)
     rmse = np.sqrt(squared_error.values)
     # labelled in cycles per coordinate unit, like xsfm.plot.spectra
