@@ -112,10 +112,7 @@ ORDER = [
 ]
 
 
-# Octaves here are [lo, 2 lo) in continuous |k| (fundamental units), the definition the report's
-# per-octave rows were computed with; xsfm.metrics.spread_skill_by_octave bins |k| to the nearest
-# integer and closes the last octave at Nyquist, so its last-octave values differ slightly.
-SCALE_CODE = r"""
+ENSEMBLE_CODE = r"""
 import json, sys
 import numpy as np, torch, xarray as xr
 torch.set_num_threads(1)
@@ -127,7 +124,18 @@ solver, steps, rho = sys.argv[5], int(sys.argv[6]), float(sys.argv[7])
 coarse, fine = kolmogorov_data(tau, n, "test", 1, ".cache/xsfm")
 ens = coarse[["vorticity"]].sfm.downscale(
     model=path, members=members, seed=0, steps=steps, solver=solver, rho=rho, batch_size=8
-)["vorticity"].values  # [M, N, H, W]
+)["vorticity"]
+"""
+"""Start of the subprocess codes below: ``ens``, the ensemble of the held-out pairs for
+``path tau n members solver steps rho`` (``sys.argv``), and their ``fine`` truth."""
+
+# Octaves here are [lo, 2 lo) in continuous |k| (fundamental units), the definition the report's
+# per-octave rows were computed with; xsfm.metrics.spread_skill_by_octave bins |k| to the nearest
+# integer and closes the last octave at Nyquist, so its last-octave values differ slightly.
+SCALE_CODE = (
+    ENSEMBLE_CODE
+    + r"""
+ens = ens.values  # [M, N, H, W]
 truth = fine["vorticity"].values
 mean = ens.mean(0)
 k = np.fft.fftfreq(truth.shape[-1]) * truth.shape[-1]
@@ -152,25 +160,17 @@ out["spectrum"] = [float(v) for v in spec_m.values]
 out["spectrum_truth"] = [float(v) for v in spec_t.values]
 print(json.dumps(out))
 """
+)
 
 
-PAIRED_CODE = r"""
-import json, sys
-import numpy as np, torch
-torch.set_num_threads(1)
-import xsfm
-from xsfm import metrics
-from xsfm.training.presets import kolmogorov_data
-path, tau, n, members = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-solver, steps, rho = sys.argv[5], int(sys.argv[6]), float(sys.argv[7])
-coarse, fine = kolmogorov_data(tau, n, "test", 1, ".cache/xsfm")
-ens = coarse[["vorticity"]].sfm.downscale(
-    model=path, members=members, seed=0, steps=steps, solver=solver, rho=rho, batch_size=8
-)["vorticity"]
+PAIRED_CODE = (
+    ENSEMBLE_CODE
+    + r"""
 crps = metrics.crps(ens, fine["vorticity"], dim=("y", "x")).compute()
 print(json.dumps({"sample": [int(v) for v in crps["sample"].values],
                   "crps": [float(v) for v in crps.values]}))
 """
+)
 
 PAIRED = ("cfm", "sfm-cond-y")
 """The two models whose CRPS the goal compares, per held-out pair, at the shipped sampler."""

@@ -52,7 +52,7 @@ def build_network(card: ModelCard) -> torch.nn.Module:
 
         network = dict(card.network)
         if network.get("method") in ("sfm", "sfm-two-stage"):
-            # cards written before spectral base noise existed (and became the default) used white
+            # cards written before base_noise existed used white noise: keep it whatever the default
             network.setdefault("base_noise", "white")
         return build_downscaler(network)
     if card.kind == "assimilation":
